@@ -1,0 +1,1 @@
+"""Health-code verification: one module per scheme, each returning a CodeResult."""

@@ -1,0 +1,97 @@
+"""The pass/refuse rules: a pure function of (temperature, code, policy, now).
+
+Everything with side effects (screen, lights, log, upload) sits around this module; nothing here
+reads a clock, a file or the network, so every combination is tested as a table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from kiosk.config import Config
+from kiosk.results import CodeResult, TemperatureResult
+
+
+class Reason(StrEnum):
+    """Stable reason codes: they are logged, uploaded and mapped to on-screen text."""
+
+    SENSOR_FAULT = "sensor_fault"
+    FEVER = "fever"
+    REMEASURE = "remeasure"
+    CANNOT_VERIFY = "cannot_verify"
+    UNKNOWN_CODE = "unknown_code"
+    RED_CODE = "red_code"
+    YELLOW_CODE = "yellow_code"
+    STALE_CODE = "stale_code"
+
+
+Outcome = Literal["PASS", "REFUSE"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    fever_c: float = 37.3
+    cold_floor_c: float = 35.5
+    max_code_age: timedelta = timedelta(seconds=90)
+    clock_skew: timedelta = timedelta(seconds=10)
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Policy":
+        return cls(
+            fever_c=config.thermometer.fever_c,
+            cold_floor_c=config.thermometer.cold_floor_c,
+            max_code_age=timedelta(seconds=config.platform.max_code_age_s),
+            clock_skew=timedelta(seconds=config.platform.clock_skew_s),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "PASS"
+
+
+def _temperature_reasons(temperature: TemperatureResult, policy: Policy) -> list[Reason]:
+    if temperature.fault is not None or temperature.celsius is None:
+        return [Reason.SENSOR_FAULT]
+    if temperature.celsius >= policy.fever_c:
+        return [Reason.FEVER]
+    if temperature.celsius < policy.cold_floor_c:
+        return [Reason.REMEASURE]
+    return []
+
+
+def _code_reasons(code: CodeResult, policy: Policy, now: datetime) -> list[Reason]:
+    if not code.verified:
+        return [Reason.CANNOT_VERIFY]
+    reasons: list[Reason] = []
+    if code.colour == "red":
+        reasons.append(Reason.RED_CODE)
+    elif code.colour == "yellow":
+        reasons.append(Reason.YELLOW_CODE)
+    elif code.colour != "green":
+        reasons.append(Reason.UNKNOWN_CODE)
+    # A dynamic code without a generation time cannot be shown to be fresh.
+    if code.generated_at is None:
+        reasons.append(Reason.STALE_CODE)
+    else:
+        age = now - code.generated_at
+        if age > policy.max_code_age or age < -policy.clock_skew:
+            reasons.append(Reason.STALE_CODE)
+    return reasons
+
+
+def decide(temperature: TemperatureResult, code: CodeResult, policy: Policy, now: datetime) -> Verdict:
+    """PASS only when the temperature is normal and a fresh code is verified green; otherwise REFUSE
+    with every reason that applies, the temperature's first."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    reasons = _temperature_reasons(temperature, policy) + _code_reasons(code, policy, now)
+    return Verdict("REFUSE", tuple(reasons)) if reasons else Verdict("PASS", ())

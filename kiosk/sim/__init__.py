@@ -1,0 +1,1 @@
+"""Emulated hardware and the reference upstream, for the demo and the tests."""
