@@ -1,0 +1,295 @@
+"""The kiosk loop: wires the parts together and walks each visitor through idle, measuring, verdict.
+
+It owns no rules: temperatures are judged by the thermometry and the decision, codes by the
+verifier. The screen loop runs on the main thread and never waits for the network or the disk:
+code verification starts on a worker as soon as a code is scanned, and the decision job (verify
+result, decide, commit the event) runs there too. The verdict is shown only after its event is
+committed, so nothing that was shown can be missing from the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from kiosk.codes.platform import PlatformVerifier
+from kiosk.config import Config
+from kiosk.decision import Policy, Verdict, decide
+from kiosk.display.lights import Lights
+from kiosk.display.screen import Screen, ScreenState
+from kiosk.events import Event, utc_iso
+from kiosk.results import CodeResult, TemperatureResult
+from kiosk.sensors.reader import CodeReader, SeenCode
+from kiosk.sensors.thermometry import Thermometry
+from kiosk.sync.store import EventStore
+from kiosk.sync.uploader import Uploader
+
+log = logging.getLogger(__name__)
+
+# How long the out-of-service screen stays after the platform could not be reached
+# (fallback = "out_of_service"); the next visitor's lookup tells whether it is back.
+PLATFORM_OUTAGE_S = 10.0
+# The loop's pace while a visitor is being served (between visitors it redraws at screen.fps).
+BUSY_TICK_S = 0.005
+
+
+@dataclass
+class Visit:
+    started: float
+    code: SeenCode | None = None
+    verification: Future | None = None
+    temperature: TemperatureResult | None = None
+    temperature_at: float | None = None
+    decision: Future | None = None
+    ready_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What listeners hear after a verdict is on screen."""
+
+    verdict: Verdict
+    event: Event
+    latency_ms: float
+    holder: str | None = None
+
+
+@dataclass
+class KioskParts:
+    thermometry: Thermometry
+    reader: CodeReader
+    verifier: PlatformVerifier
+    store: EventStore
+    uploader: Uploader
+    screen: Screen
+    lights: Lights
+    extra_threads: list[Callable[[threading.Event], None]] = field(default_factory=list)
+
+
+class Kiosk:
+    def __init__(
+        self,
+        config: Config,
+        parts: KioskParts,
+        utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.parts = parts
+        self.policy = Policy.from_config(config)
+        self._utcnow = utcnow
+        self._clock = clock
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decide")
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._visit: Visit | None = None
+        self._verdict_until = 0.0
+        self._outage_until = 0.0
+        self._shown: ScreenState | None = None
+        self.phase = "idle"
+        self.listeners: list[Callable[[Decided], None]] = []
+        self.screen_listeners: list[Callable[[ScreenState], None]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        loops = [self.parts.thermometry.run, self.parts.reader.run, self.parts.uploader.run, *self.parts.extra_threads]
+        for loop in loops:
+            thread = threading.Thread(target=loop, args=(self._stop,), daemon=True, name=getattr(loop, "__qualname__", "loop"))
+            thread.start()
+            self._threads.append(thread)
+        self._show(ScreenState(kind="idle"))
+        self.parts.lights.show_idle()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        self.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._workers.shutdown(wait=True, cancel_futures=False)
+        self.parts.lights.close()
+        self.parts.screen.close()
+        self.parts.store.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self, until: Callable[[], bool] = lambda: False) -> None:
+        """The screen loop, on the calling (main) thread, until stopped or the window closes."""
+        self.start()
+        idle_tick = 1.0 / self.config.screen.fps
+        try:
+            while not self._stop.is_set() and not until():
+                if not self.parts.screen.pump():
+                    break
+                self.tick()
+                self._wake.wait(BUSY_TICK_S if self._visit else idle_tick)
+                self._wake.clear()
+        finally:
+            self.close()
+
+    # --- the state machine -----------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self._clock()
+        if self.phase == "verdict":
+            if now < self._verdict_until:
+                return
+            self._end_visit()
+        fault = self._fault(now)
+        if fault and self._visit and self._visit.decision is None:
+            if self._visit.code:
+                # A part failed while a visitor was being served: refuse them (and log it), never pass.
+                self._visit.temperature = TemperatureResult.failed(fault)
+                self._visit.temperature_at = now
+            else:
+                self._visit = None
+        if self._visit is None and fault:
+            self._enter_out_of_service(fault)
+            return
+        if self.phase == "out_of_service" and not fault:
+            log.info("back in service")
+            self.phase = "idle"
+            self._show(ScreenState(kind="idle"))
+            self.parts.lights.show_idle()
+        self._serve(now)
+
+    def _fault(self, now: float) -> str | None:
+        snapshot = self.parts.thermometry.snapshot()
+        if snapshot.phase == "fault":
+            return f"thermometer: {snapshot.fault}"
+        camera_fault = self.parts.reader.fault
+        if camera_fault:
+            return f"camera: {camera_fault}"
+        if now < self._outage_until:
+            return "health-code platform unreachable"
+        return None
+
+    def _enter_out_of_service(self, fault: str) -> None:
+        if self.phase != "out_of_service":
+            log.warning("out of service: %s", fault)
+            self.phase = "out_of_service"
+            self.parts.lights.show_out_of_service()
+        self._show(ScreenState(kind="out_of_service", detail=fault))
+
+    def _serve(self, now: float) -> None:
+        visit = self._visit
+        seen = self.parts.reader.take_new()
+        thermometry = self.parts.thermometry
+        if visit is None:
+            snapshot = thermometry.snapshot()
+            if seen is None and snapshot.phase not in ("measuring", "settled"):
+                return
+            visit = self._visit = Visit(started=now)
+            self.phase = "measuring"
+        if visit.code is None and seen is not None:
+            visit.code = seen
+            visit.verification = self._workers.submit(self.parts.verifier.verify, seen.payload)
+        if visit.temperature is None:
+            result = thermometry.consume()
+            if result is not None:
+                visit.temperature, visit.temperature_at = result, now
+        if visit.decision is None and visit.code and visit.temperature:
+            visit.ready_at = max(visit.code.seen_at, visit.temperature_at or now)
+            visit.decision = self._workers.submit(self._decide, visit)
+        if visit.decision is not None:
+            if visit.decision.done():
+                self._show_verdict(visit, now)
+            return
+        self._prompt(visit, now)
+
+    def _prompt(self, visit: Visit, now: float) -> None:
+        waited = now - visit.started
+        if waited > self.config.kiosk.abandon_after_s:
+            log.info("visit abandoned after %.0f s (code: %s, temperature: %s)", waited, bool(visit.code), bool(visit.temperature))
+            self._end_visit()
+            return
+        if waited > self.config.kiosk.prompt_after_s:
+            kind = "prompt_wrist" if visit.code else "prompt_code"
+        else:
+            kind = "measuring"
+        self._show(ScreenState(kind=kind, temperature_c=visit.temperature.celsius if visit.temperature else None))
+
+    def _decide(self, visit: Visit) -> tuple[Verdict, Event, CodeResult]:
+        """Worker thread: wait for the code's verification, apply the rules, commit the event."""
+        assert visit.verification is not None and visit.temperature is not None
+        code = visit.verification.result()
+        verdict = decide(visit.temperature, code, self.policy, self._utcnow())
+        event = Event(
+            time=utc_iso(self._utcnow()),
+            kiosk_id=self.config.kiosk.id,
+            site_id=self.config.kiosk.site_id,
+            decision=verdict.outcome,
+            reasons=tuple(str(reason) for reason in verdict.reasons),
+            temperature_c=visit.temperature.celsius,
+            code_colour=code.colour if code.verified else None,
+            code_hash=code.code_hash,
+            code_scheme=code.scheme,
+            proxy=code.proxy,
+        )
+        self.parts.store.append(event)
+        self.parts.uploader.wake()
+        self._wake.set()
+        return verdict, event, code
+
+    def _show_verdict(self, visit: Visit, now: float) -> None:
+        assert visit.decision is not None
+        try:
+            verdict, event, code = visit.decision.result()
+        except Exception:
+            # The event could not be committed: show nothing we cannot account for.
+            log.exception("decision failed; kiosk out of service")
+            self._visit = None
+            self._enter_out_of_service("cannot write the event log")
+            self._outage_until = now + PLATFORM_OUTAGE_S
+            return
+        temperature = visit.temperature.celsius if visit.temperature else None
+        if verdict.passed:
+            self.parts.lights.show_pass()
+            state = ScreenState(kind="pass", temperature_c=temperature, holder=code.holder)
+        else:
+            self.parts.lights.show_refuse()
+            state = ScreenState(kind="refuse", temperature_c=temperature, reasons=event.reasons, holder=code.holder)
+        self._show(state)
+        self.parts.screen.render()
+        latency_ms = (self._clock() - (visit.ready_at or now)) * 1000.0
+        log.info("%s %s temperature=%s colour=%s event=%s", verdict.outcome, ",".join(event.reasons) or "-", temperature, event.code_colour, event.id)
+        if not code.verified:
+            log.warning("code not verified: %s", code.problem)
+            if self.config.platform.fallback == "out_of_service":
+                self._outage_until = now + self.config.kiosk.verdict_s + PLATFORM_OUTAGE_S
+        self.phase = "verdict"
+        self._verdict_until = now + self.config.kiosk.verdict_s
+        decided = Decided(verdict, event, latency_ms, code.holder)
+        for listener in self.listeners:
+            listener(decided)
+
+    def _end_visit(self) -> None:
+        # The thermometry stays "done" until the wrist is taken away, and the reader reports a code
+        # still held up only once, so a visitor lingering after the verdict is not served twice.
+        self._visit = None
+        self.phase = "idle"
+        self.parts.lights.show_idle()
+        self._show(ScreenState(kind="idle"))
+
+    def _show(self, state: ScreenState) -> None:
+        if state == self._shown:
+            return
+        self._shown = state
+        self.parts.screen.show(state)
+        self.parts.screen.render()
+        for listener in self.screen_listeners:
+            listener(state)

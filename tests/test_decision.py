@@ -1,0 +1,81 @@
+"""The pass/refuse rules, as a table over every combination of temperature and code."""
+
+from datetime import datetime, timedelta, timezone
+from itertools import product
+
+import pytest
+
+from kiosk.decision import Policy, Reason, decide
+from kiosk.results import CodeResult, TemperatureResult
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
+POLICY = Policy(fever_c=37.3, cold_floor_c=35.5, max_code_age=timedelta(seconds=90), clock_skew=timedelta(seconds=10))
+
+TEMPERATURES = {
+    "normal": (TemperatureResult.measured(36.6), []),
+    "at_threshold": (TemperatureResult.measured(37.3), [Reason.FEVER]),
+    "fever": (TemperatureResult.measured(38.4), [Reason.FEVER]),
+    "cold": (TemperatureResult.measured(33.2), [Reason.REMEASURE]),
+    "just_warm_enough": (TemperatureResult.measured(35.5), []),
+    "fault": (TemperatureResult.failed("thermometer not answering"), [Reason.SENSOR_FAULT]),
+}
+
+
+def code(colour="green", age_s=5.0, verified=True, generated=True):
+    generated_at = NOW - timedelta(seconds=age_s) if generated else None
+    return CodeResult(verified=verified, colour=colour, code_hash="h", generated_at=generated_at)
+
+
+CODES = {
+    "green": (code("green"), []),
+    "yellow": (code("yellow"), [Reason.YELLOW_CODE]),
+    "red": (code("red"), [Reason.RED_CODE]),
+    "unknown": (code("unknown"), [Reason.UNKNOWN_CODE]),
+    "stale_green": (code("green", age_s=600), [Reason.STALE_CODE]),
+    "stale_yellow": (code("yellow", age_s=600), [Reason.YELLOW_CODE, Reason.STALE_CODE]),
+    "edge_of_age": (code("green", age_s=90), []),
+    "future_within_skew": (code("green", age_s=-8), []),
+    "future_beyond_skew": (code("green", age_s=-60), [Reason.STALE_CODE]),
+    "no_generation_time": (code("green", generated=False), [Reason.STALE_CODE]),
+    "unverified": (code("unknown", verified=False, generated=False), [Reason.CANNOT_VERIFY]),
+    "unverified_claims_green": (code("green", verified=False), [Reason.CANNOT_VERIFY]),
+}
+
+
+@pytest.mark.parametrize(("temp_name", "code_name"), list(product(TEMPERATURES, CODES)))
+def test_every_combination(temp_name, code_name):
+    temperature, temp_reasons = TEMPERATURES[temp_name]
+    code_result, code_reasons = CODES[code_name]
+    verdict = decide(temperature, code_result, POLICY, NOW)
+    expected = temp_reasons + code_reasons
+    assert verdict.reasons == tuple(expected)
+    assert verdict.outcome == ("PASS" if not expected else "REFUSE")
+    assert verdict.passed == (not expected)
+
+
+def test_only_green_normal_fresh_passes():
+    passing = [
+        (t, c)
+        for t, c in product(TEMPERATURES, CODES)
+        if decide(TEMPERATURES[t][0], CODES[c][0], POLICY, NOW).passed
+    ]
+    assert {c for _, c in passing} <= {"green", "edge_of_age", "future_within_skew"}
+    assert {t for t, _ in passing} <= {"normal", "just_warm_enough"}
+
+
+def test_fever_refuses_even_with_green_code():
+    verdict = decide(TemperatureResult.measured(37.8), code("green"), POLICY, NOW)
+    assert verdict.outcome == "REFUSE" and verdict.reasons == (Reason.FEVER,)
+
+
+def test_policy_threshold_comes_from_config():
+    from kiosk.config import parse
+
+    policy = Policy.from_config(parse({"thermometer": {"fever_c": 37.0}, "platform": {"max_code_age_s": 30}}))
+    assert decide(TemperatureResult.measured(37.1), code("green"), policy, NOW).reasons == (Reason.FEVER,)
+    assert decide(TemperatureResult.measured(36.5), code("green", age_s=45), policy, NOW).reasons == (Reason.STALE_CODE,)
+
+
+def test_naive_clock_is_a_programming_error():
+    with pytest.raises(ValueError):
+        decide(TemperatureResult.measured(36.6), code(), POLICY, datetime(2026, 1, 1))
