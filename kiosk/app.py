@@ -95,6 +95,7 @@ class Kiosk:
         self.phase = "idle"
         self.listeners: list[Callable[[Decided], None]] = []
         self.screen_listeners: list[Callable[[ScreenState], None]] = []
+        parts.reader.on_code = self.wake
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -127,8 +128,8 @@ class Kiosk:
     def wake(self) -> None:
         self._wake.set()
 
-    def run(self, until: Callable[[], bool] = lambda: False) -> None:
-        """The screen loop, on the calling (main) thread, until stopped or the window closes."""
+    def run(self, until: Callable[[], bool] = lambda: False, before_close: Callable[[], None] | None = None) -> None:
+        """The screen loop, on the calling (main) thread, until stopped, `until()` or the window closes."""
         self.start()
         idle_tick = 1.0 / self.config.screen.fps
         try:
@@ -139,6 +140,8 @@ class Kiosk:
                 self._wake.wait(BUSY_TICK_S if self._visit else idle_tick)
                 self._wake.clear()
         finally:
+            if before_close:
+                before_close()
             self.close()
 
     # --- the state machine -----------------------------------------------------------------

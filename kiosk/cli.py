@@ -65,14 +65,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from kiosk.sim.demo import run_demo
 
-    overrides = _config_or_exit(args.config) if args.config else None
-    summary = run_demo(
-        visitors=args.visitors,
-        headless=args.headless,
-        screenshots=args.screenshots,
-        config_file=overrides,
-        seed=args.seed,
-    )
+    try:
+        summary = run_demo(
+            visitors=args.visitors,
+            headless=args.headless,
+            screenshots=args.screenshots,
+            config_file=args.config,
+            seed=args.seed,
+        )
+    except ConfigError as exc:
+        print(f"kiosk: config error in {exc.source}: " + "; ".join(exc.problems), file=sys.stderr)
+        return EXIT_USAGE
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 

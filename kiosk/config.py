@@ -166,6 +166,19 @@ def load(path: Path | str) -> Config:
     return parse_text(text, str(path))
 
 
+def load_overrides(path: Path | str) -> dict[str, Any]:
+    """A partial config file's raw settings, checked against the scheme (missing keys are fine)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    parse(data, str(path))
+    return data
+
+
 def merged(base: Config, overrides: dict[str, Any], source: str = "<overrides>") -> Config:
     """The base config with some sections' keys replaced, validated as a whole."""
     data = base.model_dump(mode="python")

@@ -40,7 +40,7 @@ class CodeReader:
         self._camera = camera
         self._scanner = scanner
         self._period = 1.0 / fps
-        self._on_code = on_code
+        self.on_code = on_code
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: SeenCode | None = None
@@ -90,8 +90,8 @@ class CodeReader:
             self._last_payload, self._last_payload_at = payload, now
             if is_new:
                 self._pending = SeenCode(payload, now)
-        if is_new and self._on_code:
-            self._on_code()
+        if is_new and self.on_code:
+            self.on_code()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -1,0 +1,428 @@
+"""The visitor's screen: pygame, one full-screen page per kiosk state.
+
+The app says what to show with ``Screen.show(ScreenState(...))`` (cheap: it only stores the state)
+and calls ``render()`` and ``pump()`` from its loop; a page is drawn again only when the state changed.
+Layout is computed for the surface it draws on (designed for the 800x480 Pi touch display, scaled
+for others): a header band with a drawn icon and the headline (the verdict word on PASS / REFUSE),
+and a body with the details in large type. Colour is never the only signal: every page has an
+icon and words.
+
+Display modes (``screen.mode``):
+
+- ``headless``: SDL's dummy video driver, nothing on a monitor (tests, simulation, screenshots);
+- ``window``: a ``width`` x ``height`` window (development on a desktop);
+- ``fullscreen``: the whole display at its own size, mouse cursor hidden, Escape ignored (the kiosk);
+- ``auto``: fullscreen on a Raspberry Pi (``/proc/device-tree/model`` says so), a window when
+  ``DISPLAY`` or ``WAYLAND_DISPLAY`` is set, headless otherwise.
+
+pygame has one display per process: open one Screen at a time, and close it before the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame  # noqa: E402
+
+from kiosk.config import ScreenSection  # noqa: E402
+from kiosk.display import texts  # noqa: E402
+from kiosk.display.fonts import FontBook  # noqa: E402
+from kiosk.errors import KioskError  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["idle", "measuring", "prompt_code", "prompt_wrist", "pass", "refuse", "out_of_service"]
+KINDS: tuple[str, ...] = get_args(Kind)
+
+PI_MODEL_PATH = Path("/proc/device-tree/model")
+
+RGB = tuple[int, int, int]
+WHITE: RGB = (255, 255, 255)
+NAVY: RGB = (14, 40, 72)
+SKY: RGB = (150, 205, 255)
+GREEN: RGB = (0, 122, 51)
+RED: RGB = (190, 20, 20)
+GREY: RGB = (44, 44, 48)
+AMBER: RGB = (255, 180, 20)
+INK: RGB = (20, 20, 20)
+
+
+@dataclass(frozen=True)
+class ScreenState:
+    """What the screen shows. ``reasons`` are kiosk.decision.Reason codes; ``holder`` is already masked."""
+
+    kind: Kind
+    temperature_c: float | None = None
+    reasons: tuple[str, ...] = ()
+    holder: str | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown screen kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def resolve_mode(
+    mode: str, environ: Mapping[str, str] | None = None, model_path: Path = PI_MODEL_PATH
+) -> Literal["fullscreen", "window", "headless"]:
+    """Turn ``auto`` into a concrete mode (see the module docstring); other modes pass through."""
+    if mode in ("fullscreen", "window", "headless"):
+        return mode  # type: ignore[return-value]
+    if mode != "auto":
+        raise ValueError(f"screen.mode must be auto, fullscreen, window or headless, got {mode!r}")
+    environ = os.environ if environ is None else environ
+    try:
+        if "Raspberry Pi" in model_path.read_text(encoding="utf-8", errors="replace"):
+            return "fullscreen"
+    except OSError:
+        pass
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return "window"
+    return "headless"
+
+
+# ---------------------------------------------------------------- icons (drawn, so they scale)
+
+
+def _round_line(surface: pygame.Surface, colour: RGB, points: list[tuple[float, float]], width: int) -> None:
+    """A thick polyline with round joints and ends (pygame's thick lines have square, gappy joints)."""
+    for start, end in zip(points, points[1:]):
+        pygame.draw.line(surface, colour, start, end, width)
+    for point in points:
+        pygame.draw.circle(surface, colour, point, width / 2)
+
+
+def draw_check(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
+    size = box.width
+    pygame.draw.circle(surface, colour, box.center, size / 2, max(3, size // 16))
+    points = [(box.x + size * fx, box.y + size * fy) for fx, fy in ((0.27, 0.53), (0.43, 0.69), (0.74, 0.34))]
+    _round_line(surface, colour, points, max(4, size // 9))
+
+
+def draw_cross(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
+    size = box.width
+    pygame.draw.circle(surface, colour, box.center, size / 2, max(3, size // 16))
+    width = max(4, size // 9)
+    lo, hi = 0.31, 0.69
+    _round_line(surface, colour, [(box.x + size * lo, box.y + size * lo), (box.x + size * hi, box.y + size * hi)], width)
+    _round_line(surface, colour, [(box.x + size * hi, box.y + size * lo), (box.x + size * lo, box.y + size * hi)], width)
+
+
+def draw_warning(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
+    """A warning triangle with an exclamation mark: the out-of-service sign."""
+    size = box.width
+    at = lambda fx, fy: (box.x + size * fx, box.y + size * fy)  # noqa: E731
+    pygame.draw.polygon(surface, colour, [at(0.5, 0.05), at(0.97, 0.9), at(0.03, 0.9)])
+    bar = max(4, size // 10)
+    _round_line(surface, INK, [at(0.5, 0.33), at(0.5, 0.62)], bar)
+    pygame.draw.circle(surface, INK, at(0.5, 0.77), bar * 0.65)
+
+
+def draw_code(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
+    """A stylised QR code: "show your code"."""
+    size = box.width
+    unit = size / 9
+    for fx, fy in ((0, 0), (6, 0), (0, 6)):
+        outer = pygame.Rect(box.x + fx * unit, box.y + fy * unit, 3 * unit, 3 * unit)
+        pygame.draw.rect(surface, colour, outer, max(2, int(unit * 0.7)))
+        pygame.draw.rect(surface, colour, outer.inflate(-2 * unit, -2 * unit))
+    for mx, my in ((4, 0), (4, 2), (3, 4), (5, 4), (7, 4), (4, 6), (6, 6), (8, 7), (6, 8), (4, 8), (8, 5)):
+        pygame.draw.rect(surface, colour, pygame.Rect(box.x + mx * unit, box.y + my * unit, unit, unit))
+
+
+def draw_thermometer(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
+    """A thermometer: "hold your wrist to the sensor" / "measuring"."""
+    size = box.width
+    line = max(3, size // 22)
+    stem = pygame.Rect(box.x + size * 0.40, box.y + size * 0.04, size * 0.20, size * 0.66)
+    pygame.draw.rect(surface, colour, stem, line, border_radius=int(size * 0.1))
+    bulb = (box.x + size * 0.5, box.y + size * 0.78)
+    pygame.draw.circle(surface, colour, bulb, size * 0.18)
+    pygame.draw.rect(surface, colour, pygame.Rect(box.x + size * 0.46, box.y + size * 0.3, size * 0.08, size * 0.42))
+    for k in range(4):
+        y = box.y + size * (0.14 + 0.11 * k)
+        pygame.draw.line(surface, colour, (box.x + size * 0.62, y), (box.x + size * 0.72, y), line)
+
+
+ICONS = {
+    "idle": draw_code,
+    "measuring": draw_thermometer,
+    "prompt_code": draw_code,
+    "prompt_wrist": draw_thermometer,
+    "pass": draw_check,
+    "refuse": draw_cross,
+    "out_of_service": draw_warning,
+}
+
+# kind -> (background, headline/icon colour, body colour)
+THEMES: dict[str, tuple[RGB, RGB, RGB]] = {
+    "idle": (NAVY, WHITE, WHITE),
+    "measuring": (NAVY, WHITE, WHITE),
+    "prompt_code": (NAVY, WHITE, WHITE),
+    "prompt_wrist": (NAVY, WHITE, WHITE),
+    "pass": (GREEN, WHITE, WHITE),
+    "refuse": (RED, WHITE, WHITE),
+    "out_of_service": (GREY, AMBER, WHITE),
+}
+
+# ---------------------------------------------------------------- text layout
+
+
+@dataclass(frozen=True)
+class Item:
+    """One paragraph: wrapped to the width, shrunk together with its block if the block overflows."""
+
+    text: str
+    size: int
+    colour: RGB
+    bold: bool = False
+    gap: float = 0.25  # space above, in line heights
+
+
+# One breakable unit: a CJK character (Chinese breaks between any two), a word, or a run of spaces.
+_TOKEN = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]+|\s+")
+_NO_LINE_START = set("，。、：；！？）》」』,.:;!?)")
+
+
+def wrap(text: str, font: pygame.font.Font, width: int) -> list[str]:
+    """Greedy word wrap (per character for Chinese); punctuation never starts a line."""
+    out: list[str] = []
+    current = ""
+    for token in _TOKEN.findall(text):
+        candidate = current + token
+        if not current or font.size(candidate.rstrip())[0] <= width or token[0] in _NO_LINE_START:
+            current = candidate
+        elif token.isspace():
+            out.append(current.rstrip())
+            current = ""
+        else:
+            out.append(current.rstrip())
+            current = token
+    if current.strip() or not out:
+        out.append(current.strip())
+    return out
+
+
+# ---------------------------------------------------------------- the screen
+
+
+class Screen:
+    """The pygame display. Not thread-safe: call show/render/pump from one thread."""
+
+    _CACHE_LIMIT = 512
+
+    def __init__(self, section: ScreenSection, language: str):
+        if language not in ("zh", "en", "both"):
+            raise KioskError(f"kiosk.language must be zh, en or both, got {language!r}")
+        self.section = section
+        self.language = language
+        self.mode = resolve_mode(section.mode)
+        self._state = ScreenState("idle")
+        self._drawn: ScreenState | None = None
+        self._text_cache: dict[tuple[str, int, bool, RGB], pygame.Surface] = {}
+        self._closed = False
+        self.fonts = FontBook.for_config(section.font)
+        self.surface = self._open()
+        if self.language != "en" and not self.fonts.has_cjk:
+            log.warning("the screen font cannot draw Chinese; Chinese lines will not be readable")
+        log.info("screen open: %s %dx%d, font %s", self.mode, *self.surface.get_size(), self.fonts.path)
+
+    def _open(self) -> pygame.Surface:
+        saved = os.environ.get("SDL_VIDEODRIVER")
+        if self.mode == "headless":
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+        try:
+            pygame.display.init()
+            if self.mode == "fullscreen":
+                surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+                pygame.mouse.set_visible(False)
+            else:
+                surface = pygame.display.set_mode((self.section.width, self.section.height))
+                pygame.display.set_caption("Checkpoint kiosk")
+        except pygame.error as exc:
+            pygame.display.quit()
+            raise KioskError(f"screen: cannot open the display in {self.mode} mode: {exc}") from None
+        finally:
+            # SDL has read it; don't leak the dummy driver into a later Screen of another mode.
+            if saved is None:
+                os.environ.pop("SDL_VIDEODRIVER", None)
+            else:
+                os.environ["SDL_VIDEODRIVER"] = saved
+        return surface
+
+    @property
+    def state(self) -> ScreenState:
+        return self._state
+
+    def show(self, state: ScreenState) -> None:
+        """Set what to show; drawn by the next render()."""
+        self._state = state
+
+    def render(self) -> bool:
+        """Draw the current state if it changed since the last draw; True when something was drawn."""
+        if self._closed:
+            raise KioskError("screen is closed")
+        state = self._state
+        if state == self._drawn:
+            return False
+        self._draw(state)
+        pygame.display.flip()
+        self._drawn = state
+        return True
+
+    def pump(self) -> bool:
+        """Handle pending window events; False when the user asked to quit (window close, or Escape
+        outside fullscreen: a kiosk cannot be stopped from a keyboard left at the gate)."""
+        keep_running = True
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                keep_running = False
+            elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE and self.mode != "fullscreen":
+                keep_running = False
+            elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
+                self._drawn = None
+        return keep_running
+
+    def screenshot(self, path: Path | str) -> Path:
+        """Save the current page as a PNG (drawing it first if needed)."""
+        self.render()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(self.surface, str(path))
+        return path
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._text_cache.clear()
+            pygame.display.quit()
+
+    def __enter__(self) -> "Screen":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ drawing
+
+    def _text(self, text: str, size: int, bold: bool, colour: RGB) -> pygame.Surface:
+        key = (text, size, bold, colour)
+        image = self._text_cache.get(key)
+        if image is None:
+            if len(self._text_cache) >= self._CACHE_LIMIT:
+                self._text_cache.clear()
+            image = self.fonts.get(size, bold).render(text, True, colour)
+            self._text_cache[key] = image
+        return image
+
+    def _pairs(self, key: str, zh_size: int, en_size: int, colour: RGB) -> list[Item]:
+        """Items for a texts.LINES entry in the screen's language; in "both", each Chinese line is
+        followed by its English one, a little smaller."""
+        if self.language != "both":
+            return [Item(line, zh_size, colour, False, 0.35) for line in texts.lines(key, self.language)]
+        items: list[Item] = []
+        for zh_line, en_line in zip(texts.lines(key, "zh"), texts.lines(key, "en")):
+            items += [Item(zh_line, zh_size, colour, False, 0.55), Item(en_line, en_size, colour, False, 0.05)]
+        return items
+
+    def _headline(self, kind: str, colour: RGB, verdict: bool) -> list[Item]:
+        # Synthetic bold only on the huge verdict words: at smaller sizes it smudges Chinese strokes.
+        big, small = (104, 60) if verdict else (56, 38)
+        words = texts.title(kind, self.language)
+        if self.language == "both":
+            return [Item(words[0], big, colour, verdict, 0), Item(words[1], small, colour, verdict, 0.05)]
+        size = big if self.language == "zh" or not verdict else 92
+        return [Item(words[0], size, colour, verdict, 0)]
+
+    def _body(self, state: ScreenState, colour: RGB) -> list[Item]:
+        kind = state.kind
+        temperature = (
+            [Item(f"{state.temperature_c:.1f} °C", 64 if kind == "pass" else 52, colour, True, 0)]
+            if state.temperature_c is not None
+            else []
+        )
+        if kind == "pass":
+            holder = [Item(state.holder, 48, colour, False, 0.3)] if state.holder else []
+            return temperature + holder + self._pairs("pass", 40, 30, colour)
+        if kind == "refuse":
+            items = list(temperature)
+            for reason in state.reasons or ("refuse",):
+                try:
+                    items += self._pairs(str(reason), 42, 32, colour)
+                except KeyError:
+                    log.error("no screen text for reason %r", reason)
+                    items.append(Item(str(reason), 42, colour, False, 0.5))
+            return items
+        if kind == "out_of_service":
+            detail = [Item(state.detail, 32, colour, False, 0)] if state.detail else []
+            return detail + self._pairs("out_of_service", 44, 34, colour)
+        if kind == "prompt_code":
+            return temperature + self._pairs(kind, 38, 30, colour)
+        return self._pairs(kind, 40, 30, colour)
+
+    def _fit(
+        self, items: list[Item], width: int, height: int, scale: float
+    ) -> tuple[list[tuple[pygame.Surface, int]], float]:
+        """Wrap the items to the width, shrinking them together until they fit the height.
+        Returns (image, gap above) per line, and the shrink factor that made them fit."""
+        shrink = 1.0
+        while True:
+            out: list[tuple[pygame.Surface, int]] = []
+            for item in items:
+                size = max(12, round(item.size * scale * shrink))
+                font = self.fonts.get(size, item.bold)
+                for i, line in enumerate(wrap(item.text, font, width)):
+                    gap = round(font.get_linesize() * item.gap) if i == 0 else 0
+                    out.append((self._text(line, size, item.bold, item.colour), gap))
+            if sum(image.get_height() + gap for image, gap in out) <= height or shrink <= 0.35:
+                return out, shrink  # at the smallest size, lines that still do not fit are clipped
+            shrink -= 0.05
+
+    def _blit_block(self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect, centre_vertically: bool) -> None:
+        total = sum(image.get_height() + gap for image, gap in lines)
+        y = area.y + max(0, (area.height - total) // 2) if centre_vertically else area.y
+        previous_clip = self.surface.get_clip()
+        self.surface.set_clip(area)
+        for image, gap in lines:
+            y += gap
+            self.surface.blit(image, (area.x, y))
+            y += image.get_height()
+        self.surface.set_clip(previous_clip)
+
+    def _draw(self, state: ScreenState) -> None:
+        background, accent, body_colour = THEMES[state.kind]
+        width, height = self.surface.get_size()
+        scale = min(width / 800, height / 480)
+        margin = round(24 * scale)
+        verdict = state.kind in ("pass", "refuse", "out_of_service")
+        body_items = self._body(state, body_colour)
+
+        # A long list of reasons gets a lower header rather than tiny body text.
+        for header in (1.0, 0.72):
+            header_height = round(200 * scale * header)
+            rule_y = header_height + round(10 * scale)
+            body_area = pygame.Rect(margin, rule_y + round(12 * scale), width - 2 * margin, 0)
+            body_area.height = height - margin // 2 - body_area.y
+            body, shrink = self._fit(body_items, body_area.width, body_area.height, scale)
+            if shrink >= 0.75:
+                break
+
+        self.surface.fill(background)
+        icon_size = round(160 * scale * header)
+        icon = pygame.Rect(margin + round(8 * scale), (header_height - icon_size) // 2 + margin // 2, icon_size, icon_size)
+        ICONS[state.kind](self.surface, icon, accent)
+
+        head_area = pygame.Rect(icon.right + round(36 * scale), margin // 2, 0, header_height - margin // 2)
+        head_area.width = width - margin - head_area.x
+        head, _ = self._fit(self._headline(state.kind, accent, verdict), head_area.width, head_area.height, scale * header)
+        self._blit_block(head, head_area, centre_vertically=True)
+
+        pygame.draw.line(self.surface, accent, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
+        self._blit_block(body, body_area, centre_vertically=False)

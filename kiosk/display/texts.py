@@ -1,0 +1,109 @@
+"""Every word the screen shows, in Chinese and English.
+
+Keys are the screen kinds (``idle``, ``pass`` ...) and the stable reason codes of
+``kiosk.decision.Reason``. ``TITLES`` holds the one headline of each screen kind (the big verdict
+word on PASS / REFUSE); ``LINES`` holds the smaller lines under it, and for a reason: what went
+wrong and what to do next, in one line. Every entry has as many Chinese lines as English ones, so
+"both" can put each Chinese line directly above its English one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Language = Literal["zh", "en", "both"]
+
+TITLES: dict[str, dict[str, str]] = {
+    "idle": {"zh": "扫码 · 测温", "en": "Health check"},
+    "measuring": {"zh": "正在测温", "en": "Measuring"},
+    "prompt_code": {"zh": "请出示健康码", "en": "Please show your code"},
+    "prompt_wrist": {"zh": "请测量体温", "en": "Measure your temperature"},
+    "pass": {"zh": "通过", "en": "PASS"},
+    "refuse": {"zh": "禁止通行", "en": "REFUSE"},
+    "out_of_service": {"zh": "暂停服务", "en": "OUT OF SERVICE"},
+}
+
+LINES: dict[str, dict[str, tuple[str, ...]]] = {
+    # Screen kinds.
+    "idle": {
+        "zh": ("向摄像头出示健康码", "将手腕靠近测温区"),
+        "en": ("Show your health code to the camera", "Hold your wrist to the sensor"),
+    },
+    "measuring": {"zh": ("请保持不动",), "en": ("Hold still",)},
+    "prompt_code": {
+        "zh": ("体温已测量", "请向摄像头出示健康码"),
+        "en": ("Temperature taken", "Show your health code to the camera"),
+    },
+    "prompt_wrist": {
+        "zh": ("健康码已读取", "请将手腕靠近测温区"),
+        "en": ("Code read", "Hold your wrist to the sensor"),
+    },
+    "pass": {"zh": ("请通行",), "en": ("Please go ahead",)},
+    # Shown only if a refusal arrives without a reason; every real refusal names its reasons.
+    "refuse": {"zh": ("请联系工作人员",), "en": ("Please see staff",)},
+    "out_of_service": {"zh": ("请联系工作人员",), "en": ("Please see staff",)},
+    # Reasons (kiosk.decision.Reason values): what happened, and what to do next.
+    "sensor_fault": {
+        "zh": ("测温失败，请重试或联系工作人员",),
+        "en": ("Measurement failed: please try again or see staff",),
+    },
+    "fever": {
+        "zh": ("体温异常，请联系工作人员",),
+        "en": ("High temperature: please see staff",),
+    },
+    "remeasure": {
+        "zh": ("体温偏低，请稍等几分钟后重新测量",),
+        "en": ("Temperature too low: please wait a few minutes and measure again",),
+    },
+    "cannot_verify": {
+        "zh": ("无法核验健康码，请联系工作人员",),
+        "en": ("Cannot verify your code: please see staff",),
+    },
+    "unknown_code": {
+        "zh": ("无法识别此码，请联系工作人员",),
+        "en": ("Code not recognised: please see staff",),
+    },
+    "red_code": {
+        "zh": ("红码，请联系工作人员",),
+        "en": ("Red code: please see staff",),
+    },
+    "yellow_code": {
+        "zh": ("黄码，请按所在社区的要求处理",),
+        "en": ("Yellow code: please follow your community's instructions",),
+    },
+    "stale_code": {
+        "zh": ("健康码已过期，请刷新后重新出示",),
+        "en": ("Code out of date: refresh your code and show it again",),
+    },
+}
+
+
+def _entry(table: dict[str, dict], key: str) -> dict:
+    try:
+        return table[str(key)]
+    except KeyError:
+        raise KeyError(f"no screen text for {key!r}") from None
+
+
+def _check_language(language: str) -> None:
+    if language not in ("zh", "en", "both"):
+        raise ValueError(f"language must be 'zh', 'en' or 'both', got {language!r}")
+
+
+def title(key: str, language: Language) -> list[str]:
+    """The headline of a screen kind: one line, or Chinese above English for "both"."""
+    _check_language(language)
+    entry = _entry(TITLES, key)
+    return [entry["zh"], entry["en"]] if language == "both" else [entry[language]]
+
+
+def lines(key: str, language: Language) -> list[str]:
+    """The lines for a screen kind or a reason code; for "both" each Chinese line sits above its English one."""
+    _check_language(language)
+    entry = _entry(LINES, key)
+    if language != "both":
+        return list(entry[language])
+    paired: list[str] = []
+    for zh, en in zip(entry["zh"], entry["en"], strict=True):
+        paired += [zh, en]
+    return paired

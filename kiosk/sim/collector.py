@@ -1,0 +1,72 @@
+"""The reference log collector's storage: every event received, once, keyed by its id.
+
+A kiosk retries a batch when it did not hear the answer, so the same event may arrive twice;
+the second copy is counted as a duplicate and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kiosk.events import utc_iso
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS received (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT UNIQUE NOT NULL,
+    received_at TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
+"""
+
+
+class Collector:
+    """Received events in an SQLite file; safe to use from the server's request threads."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SCHEMA)
+
+    def receive(self, events: list[dict[str, Any]]) -> tuple[int, int]:
+        """Store a batch in one transaction; returns (accepted, duplicates).
+
+        Every event must carry a string "id" (the server checks this before calling).
+        """
+        stamp = utc_iso(datetime.now(timezone.utc))
+        accepted = 0
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                for event in events:
+                    accepted += self._conn.execute(
+                        "INSERT OR IGNORE INTO received (id, received_at, body) VALUES (?, ?, ?)",
+                        (event["id"], stamp, json.dumps(event, ensure_ascii=False, separators=(",", ":"))),
+                    ).rowcount
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return accepted, len(events) - accepted
+
+    def events(self) -> list[dict[str, Any]]:
+        """Everything received, in the order it first arrived."""
+        with self._lock:
+            rows = self._conn.execute("SELECT body FROM received ORDER BY seq").fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM received").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

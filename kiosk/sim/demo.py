@@ -1,0 +1,136 @@
+"""`kiosk demo`: the whole kiosk on simulated hardware, serving a scripted queue of visitors.
+
+The reference upstream (platform + collector) runs on loopback; the kiosk runs its real loop,
+thermometry, scanner, verifier, event log, uploader, screen and lights, with only the I2C bus,
+the camera frames and the GPIO pins emulated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from kiosk.app import Kiosk
+from kiosk.config import Config, load_overrides, merged
+from kiosk.display.screen import ScreenState
+from kiosk.parts import build_parts
+from kiosk.sim.scenario import Director, PlatformPhone, queue_of
+from kiosk.sim.upstream import ReferenceUpstream
+from kiosk.sim.world import SimWorld
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 20.0
+
+
+def demo_config(data_dir: Path, upstream_url: str, headless: bool) -> Config:
+    return merged(Config(), {
+        "kiosk": {"id": "demo-gate-01", "site_id": "demo-site", "data_dir": str(data_dir), "verdict_s": 1.0,
+                  "prompt_after_s": 4.0, "abandon_after_s": 10.0},
+        "thermometer": {"driver": "sim", "retry_after_s": 0.5},
+        "camera": {"driver": "sim", "fps": 30.0},
+        "platform": {"url": f"{upstream_url}/platform"},
+        "upstream": {"url": upstream_url, "interval_s": 0.5},
+        "lights": {"driver": "mock", "relay_pulse_s": 0.5},
+        "screen": {"mode": "headless" if headless else "auto"},
+    }, "demo")
+
+
+class ScreenshotTaker:
+    """Saves the first screen of each kind (and of each refusal reason) as a PNG."""
+
+    def __init__(self, screen, folder: Path):
+        self._screen = screen
+        self._folder = folder
+        self._taken: set[str] = set()
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, state: ScreenState) -> None:
+        name = state.kind if state.kind != "refuse" else f"refuse-{state.reasons[0] if state.reasons else 'other'}"
+        if name not in self._taken:
+            self._taken.add(name)
+            self._screen.screenshot(self._folder / f"{name}.png")
+
+    @property
+    def taken(self) -> list[str]:
+        return sorted(self._taken)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def run_demo(visitors: int = 10, headless: bool = False, screenshots: Path | None = None,
+             config_file: Path | None = None, seed: int = 7, data_dir: Path | None = None,
+             observe: Callable[[Kiosk, SimWorld], None] | None = None) -> dict[str, Any]:
+    if visitors < 1:
+        raise ValueError("visitors must be at least 1")
+    if headless:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+    workdir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    upstream = ReferenceUpstream(port=0, data_dir=workdir / "upstream")
+    upstream.start()
+    try:
+        config = demo_config(workdir / "kiosk", upstream.url, headless)
+        if config_file is not None:
+            config = merged(config, load_overrides(config_file), str(config_file))
+        world = SimWorld(config, seed=seed)
+        parts = build_parts(config, world)
+        kiosk = Kiosk(config, parts)
+        rng = random.Random(seed)
+        director = Director(world, PlatformPhone(config.platform.url, rng), queue_of(visitors, rng), lambda: kiosk.phase)
+        kiosk.listeners.append(director.on_decided)
+        shots = ScreenshotTaker(parts.screen, screenshots) if screenshots else None
+        if shots:
+            kiosk.screen_listeners.append(shots)
+        if observe:
+            observe(kiosk, world)
+        kiosk.parts.extra_threads.append(director.run)
+        started = time.monotonic()
+        drained_by: list[float] = []
+
+        def finished() -> bool:
+            # After the last visitor, keep running until the upload has caught up (bounded).
+            if not director.finished.is_set():
+                return False
+            if not drained_by:
+                drained_by.append(time.monotonic() + DRAIN_TIMEOUT_S)
+            return parts.store.counts()["unsent"] == 0 or time.monotonic() > drained_by[0]
+
+        counts: dict[str, Any] = {}
+        kiosk.run(until=finished, before_close=lambda: counts.update(parts.store.counts()))
+        served = director.served
+        latencies = [s.latency_ms for s in served]
+        by_reason = Counter(reason for s in served for reason in s.reasons)
+        summary: dict[str, Any] = {
+            "visitors": len(served),
+            "pass": sum(1 for s in served if s.outcome == "PASS"),
+            "refuse": sum(1 for s in served if s.outcome == "REFUSE"),
+            "by_reason": dict(sorted(by_reason.items())),
+            "as_expected": sum(1 for s in served if (s.outcome, s.reasons) == (s.visitor.expect_outcome, s.visitor.expect_reasons)),
+            "events_logged": counts["total"],
+            "events_sent": counts["total"] - counts["unsent"],
+            "events_received": upstream.collector.count() if config.upstream.url == upstream.url else None,
+            "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+            "p95_ms": round(_percentile(latencies, 0.95), 1) if latencies else None,
+            "seconds": round(time.monotonic() - started, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "data_dir": str(workdir),
+        }
+        if shots:
+            summary["screenshots"] = shots.taken
+        if director.problem:
+            summary["problem"] = director.problem
+        return summary
+    finally:
+        upstream.stop()

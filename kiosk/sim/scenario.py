@@ -1,0 +1,165 @@
+"""The demo's queue of visitors, and the director that plays them on the simulated hardware.
+
+Each visitor fetches their current code from the reference platform (as their phone would), shows
+it to the scenario camera and holds a wrist to the emulated thermometer; they leave once the
+kiosk shows its verdict. The director only touches the simulated world (camera, wrist, chip) and
+watches the kiosk the way a person would: what phase the screen is in.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import requests
+
+from kiosk.sim.world import SimWorld
+
+log = logging.getLogger(__name__)
+
+NORMAL_SKIN_C = 36.6
+
+
+@dataclass(frozen=True)
+class Visitor:
+    label: str
+    colour: str | None  # the platform colour of the person; None: a code the platform never issued
+    skin_c: float = NORMAL_SKIN_C
+    code_minutes_ago: int = 0
+    proxy: bool = False
+    unplug_sensor: bool = False
+    expect_outcome: str = "PASS"
+    expect_reasons: tuple[str, ...] = ()
+
+
+# The first ten cover every case the demo promises; more visitors are drawn at random after them.
+SCRIPT: tuple[Visitor, ...] = (
+    Visitor("green, normal", "green"),
+    Visitor("green, fever", "green", skin_c=38.4, expect_outcome="REFUSE", expect_reasons=("fever",)),
+    Visitor("yellow code", "yellow", expect_outcome="REFUSE", expect_reasons=("yellow_code",)),
+    Visitor("red code", "red", expect_outcome="REFUSE", expect_reasons=("red_code",)),
+    Visitor("stale screenshot", "green", code_minutes_ago=10, expect_outcome="REFUSE", expect_reasons=("stale_code",)),
+    Visitor("unknown code", None, expect_outcome="REFUSE", expect_reasons=("unknown_code",)),
+    Visitor("cold arrival", "green", skin_c=33.2, expect_outcome="REFUSE", expect_reasons=("remeasure",)),
+    Visitor("thermometer unplugged", "green", unplug_sensor=True, expect_outcome="REFUSE", expect_reasons=("sensor_fault",)),
+    Visitor("family proxy code", "green", proxy=True),
+    Visitor("green, after recovery", "green"),
+)
+
+
+def queue_of(count: int, rng: random.Random) -> list[Visitor]:
+    visitors = list(SCRIPT[:count])
+    while len(visitors) < count:
+        roll = rng.random()
+        if roll < 0.8:
+            visitors.append(Visitor("green, normal", "green", skin_c=round(rng.uniform(36.0, 37.0), 2)))
+        elif roll < 0.9:
+            visitors.append(Visitor("green, fever", "green", skin_c=round(rng.uniform(37.6, 39.0), 2),
+                                    expect_outcome="REFUSE", expect_reasons=("fever",)))
+        else:
+            visitors.append(Visitor("yellow code", "yellow", expect_outcome="REFUSE", expect_reasons=("yellow_code",)))
+    return visitors
+
+
+class PlatformPhone:
+    """What a visitor's phone does: ask the platform for the code to show now."""
+
+    def __init__(self, platform_url: str, rng: random.Random):
+        self._url = platform_url.rstrip("/")
+        self._rng = rng
+        self._session = requests.Session()
+        self._people = self._session.get(f"{self._url}/sim/people", timeout=5).json()
+
+    def code_for(self, visitor: Visitor) -> str:
+        if visitor.colour is None:
+            # Looks like a platform code, but the platform never issued it.
+            return "HCP1:" + "".join(self._rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(24))
+        candidates = [p["id"] for p in self._people if p["colour"] == visitor.colour and p["proxy"] == visitor.proxy]
+        person = self._rng.choice(candidates)
+        answer = self._session.get(
+            f"{self._url}/sim/code", params={"person": person, "minutes_ago": visitor.code_minutes_ago}, timeout=5
+        )
+        answer.raise_for_status()
+        return answer.json()["code"]
+
+
+@dataclass(frozen=True)
+class Served:
+    visitor: Visitor
+    outcome: str
+    reasons: tuple[str, ...]
+    latency_ms: float
+    event_id: str
+
+
+class Director:
+    """Plays a queue of visitors against a running kiosk; `run()` is the body of its thread."""
+
+    def __init__(self, world: SimWorld, phone: PlatformPhone, visitors: list[Visitor],
+                 kiosk_phase: Callable[[], str], outage_s: float = 1.5, step_timeout_s: float = 30.0):
+        self.world = world
+        self.phone = phone
+        self.visitors = visitors
+        self._phase = kiosk_phase
+        self._outage_s = outage_s
+        self._timeout = step_timeout_s
+        self.verdicts: queue.Queue = queue.Queue()
+        self.served: list[Served] = []
+        self.finished = threading.Event()
+        self.problem: str | None = None
+
+    def on_decided(self, decided) -> None:
+        """Kiosk listener: the verdict a visitor in front of the kiosk sees."""
+        self.verdicts.put(decided)
+
+    def _wait_phase(self, wanted: str, stop: threading.Event) -> None:
+        deadline = time.monotonic() + self._timeout
+        while self._phase() != wanted:
+            if stop.is_set():
+                raise InterruptedError
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kiosk did not reach {wanted!r} within {self._timeout:.0f} s (it is {self._phase()!r})")
+            time.sleep(0.01)
+
+    def _serve(self, visitor: Visitor, stop: threading.Event) -> None:
+        world = self.world
+        code = self.phone.code_for(visitor)
+        self._wait_phase("idle", stop)
+        world.camera.show(code)
+        time.sleep(0.1)
+        world.wrist.approach(visitor.skin_c)
+        if visitor.unplug_sensor:
+            time.sleep(0.2)
+            log.info("demo: thermometer unplugged")
+            world.chip.plugged = False
+        decided = self.verdicts.get(timeout=self._timeout)
+        self.served.append(Served(visitor, decided.verdict.outcome, tuple(decided.event.reasons),
+                                  decided.latency_ms, decided.event.id))
+        time.sleep(0.2)
+        world.camera.hide()
+        world.wrist.leave()
+        if visitor.unplug_sensor:
+            self._wait_phase("out_of_service", stop)
+            time.sleep(self._outage_s)
+            log.info("demo: thermometer plugged back in")
+            world.chip.plugged = True
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            for visitor in self.visitors:
+                if stop.is_set():
+                    return
+                self._serve(visitor, stop)
+            self._wait_phase("idle", stop)
+        except InterruptedError:
+            pass
+        except Exception as exc:  # the demo reports it; the kiosk itself is not at fault
+            self.problem = f"{type(exc).__name__}: {exc}"
+            log.error("demo scenario stopped: %s", self.problem)
+        finally:
+            self.finished.set()

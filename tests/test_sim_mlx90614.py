@@ -1,0 +1,248 @@
+"""The emulated MLX90614 and I2C bus, checked through the real Adafruit driver and against the datasheet."""
+
+from __future__ import annotations
+
+import errno
+import random
+import threading
+
+import adafruit_mlx90614
+import pytest
+
+from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C, crc8
+from kiosk.sim.wrist import WristProfile
+
+
+class FakeClock:
+    def __init__(self, start: float = 100.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def bus() -> SimI2C:
+    return SimI2C()
+
+
+def read_word(bus: SimI2C, command: int, count: int = 2, address: int = 0x5A) -> bytes:
+    buffer = bytearray(count)
+    assert bus.try_lock()
+    try:
+        bus.writeto_then_readfrom(address, bytes([command]), buffer)
+    finally:
+        bus.unlock()
+    return bytes(buffer)
+
+
+def test_pec_matches_the_datasheet_example() -> None:
+    # Datasheet: slave 0x5A, command 0x07, data 0x3AD2 -> PEC 0x30 over B4 07 B5 D2 3A.
+    assert crc8(bytes([0xB4, 0x07, 0xB5, 0xD2, 0x3A])) == 0x30
+
+
+def test_chip_answers_lsb_msb_pec_for_the_datasheet_reading(bus: SimI2C) -> None:
+    # 0x3AD2 * 0.02 - 273.15 = 28.01 °C
+    bus.attach(MLX90614Chip(object_source=lambda: 28.01))
+    assert read_word(bus, 0x07, count=3) == bytes([0xD2, 0x3A, 0x30])
+    assert read_word(bus, 0x07) == bytes([0xD2, 0x3A])
+
+
+def test_pec_covers_the_address_byte() -> None:
+    bus = SimI2C()
+    bus.attach(MLX90614Chip(address=0x5B, object_source=lambda: 28.01))
+    lsb, msb, pec = read_word(bus, 0x07, count=3, address=0x5B)
+    assert (lsb, msb) == (0xD2, 0x3A)
+    assert pec == crc8(bytes([0xB6, 0x07, 0xB7, 0xD2, 0x3A])) != 0x30
+
+
+def test_real_driver_reads_ambient_and_object(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip(ambient_c=23.4, object_source=lambda: 36.62))
+    sensor = adafruit_mlx90614.MLX90614(bus)
+    assert sensor.ambient_temperature == pytest.approx(23.4, abs=0.011)
+    assert sensor.object_temperature == pytest.approx(36.62, abs=0.011)
+
+
+def test_object_follows_its_source_on_every_read(bus: SimI2C) -> None:
+    readings = iter([30.0, 31.0, 32.5])
+    bus.attach(MLX90614Chip(object_source=lambda: next(readings)))
+    sensor = adafruit_mlx90614.MLX90614(bus)
+    assert [round(sensor.object_temperature, 1) for _ in range(3)] == [30.0, 31.0, 32.5]
+
+
+def test_without_a_source_the_sensor_sees_the_room(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip(ambient_c=19.5))
+    assert adafruit_mlx90614.MLX90614(bus).object_temperature == pytest.approx(19.5, abs=0.011)
+
+
+def test_eeprom_emissivity_and_config(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip())
+    assert read_word(bus, 0x24) == b"\xff\xff"  # emissivity 1.0
+    assert read_word(bus, 0x25) != b"\x00\x00"
+    assert read_word(bus, 0x2E)[0] == 0x5A  # its own SMBus address
+
+
+def test_error_flag_sets_bit_15_of_object_readings_only(bus: SimI2C) -> None:
+    chip = bus.attach(MLX90614Chip(ambient_c=22.0, object_source=lambda: 36.5))
+    chip.error_flag = True
+    assert read_word(bus, 0x07)[1] & 0x80
+    assert read_word(bus, 0x08)[1] & 0x80
+    assert not read_word(bus, 0x06)[1] & 0x80
+    # The driver ignores the flag and hands back an impossible temperature.
+    assert adafruit_mlx90614.MLX90614(bus).object_temperature > 382
+
+
+def test_extreme_temperatures_clamp_without_faking_the_error_flag(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip(object_source=lambda: 1000.0))
+    assert read_word(bus, 0x07) == b"\xff\x7f"
+
+
+def test_unplugged_chip_answers_remote_io_error(bus: SimI2C) -> None:
+    chip = bus.attach(MLX90614Chip())
+    chip.plugged = False
+    assert bus.try_lock()
+    try:
+        with pytest.raises(OSError) as caught:
+            bus.writeto(0x5A, b"")
+    finally:
+        bus.unlock()
+    assert caught.value.errno == errno.EREMOTEIO
+    assert bus.scan() == []
+    with pytest.raises(ValueError, match="No I2C device at address: 0x5a"):
+        adafruit_mlx90614.MLX90614(bus)
+    chip.plugged = True
+    assert bus.scan() == [0x5A]
+    assert adafruit_mlx90614.MLX90614(bus).ambient_temperature == pytest.approx(22.0, abs=0.011)
+
+
+def test_unplug_after_probe_fails_the_next_read(bus: SimI2C) -> None:
+    chip = bus.attach(MLX90614Chip())
+    sensor = adafruit_mlx90614.MLX90614(bus)
+    chip.plugged = False
+    with pytest.raises(OSError) as caught:
+        sensor.object_temperature
+    assert caught.value.errno == errno.EREMOTEIO
+    assert bus.try_lock()  # the driver released the bus despite the error
+    bus.unlock()
+
+
+def test_nobody_at_another_address(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip())
+    with pytest.raises(ValueError, match="0x5b"):
+        adafruit_mlx90614.MLX90614(bus, 0x5B)
+
+
+def test_bus_lock_is_exclusive_and_required(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip())
+    assert bus.try_lock()
+    assert not bus.try_lock()
+    bus.unlock()
+    with pytest.raises(RuntimeError, match="try_lock"):
+        bus.writeto(0x5A, b"")
+
+
+def test_separate_write_then_read_uses_the_selected_command(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip(object_source=lambda: 28.01))
+    buffer = bytearray(3)
+    assert bus.try_lock()
+    try:
+        with pytest.raises(OSError):
+            bus.readfrom_into(0x5A, buffer)  # no command selected yet
+        bus.writeto(0x5A, b"\x07")
+        bus.readfrom_into(0x5A, buffer)
+    finally:
+        bus.unlock()
+    assert bytes(buffer) == bytes([0xD2, 0x3A, 0x30])
+
+
+def test_eeprom_writes_are_refused(bus: SimI2C) -> None:
+    bus.attach(MLX90614Chip())
+    assert bus.try_lock()
+    try:
+        with pytest.raises(OSError):
+            bus.writeto(0x5A, bytes([0x24, 0x00, 0x00, 0x00]))
+    finally:
+        bus.unlock()
+    assert read_word(bus, 0x24) == b"\xff\xff"
+
+
+def test_reads_are_counted(bus: SimI2C) -> None:
+    chip = bus.attach(MLX90614Chip())
+    sensor = adafruit_mlx90614.MLX90614(bus)
+    sensor.object_temperature
+    sensor.ambient_temperature
+    assert chip.reads == 2
+
+
+# WristProfile
+
+
+def test_wrist_absent_reads_the_room() -> None:
+    clock = FakeClock()
+    wrist = WristProfile(21.0, noise_c=0.0, clock=clock)
+    assert wrist.temperature() == pytest.approx(21.0)
+    assert not wrist.present
+
+
+def test_wrist_rises_exponentially_then_falls_back() -> None:
+    clock = FakeClock()
+    wrist = WristProfile(22.0, tau_s=0.15, noise_c=0.0, clock=clock)
+    wrist.approach(36.0, at=clock.now)
+    assert wrist.present
+    # One time constant: 63 % of the way from 22 to 36.
+    assert wrist.temperature(clock.now + 0.15) == pytest.approx(22.0 + 14.0 * 0.632, abs=0.01)
+    assert wrist.temperature(clock.now + 2.0) == pytest.approx(36.0, abs=0.001)
+    clock.now += 2.0
+    wrist.leave()
+    assert not wrist.present
+    assert wrist.temperature(clock.now + 0.15) == pytest.approx(36.0 - 14.0 * 0.632, abs=0.01)
+    assert wrist.temperature(clock.now + 2.0) == pytest.approx(22.0, abs=0.001)
+
+
+def test_wrist_leaving_half_way_starts_from_where_it_was() -> None:
+    wrist = WristProfile(22.0, noise_c=0.0, clock=FakeClock(0.0))
+    wrist.approach(36.0, at=0.0)
+    half = wrist.temperature(0.1)
+    wrist.leave(at=0.1)
+    assert wrist.temperature(0.1) == pytest.approx(half)
+    assert 22.0 < wrist.temperature(0.2) < half
+
+
+def test_wrist_noise_is_small_and_seeded() -> None:
+    def readings(seed: int) -> list[float]:
+        wrist = WristProfile(22.0, noise_c=0.05, rng=random.Random(seed), clock=FakeClock(0.0))
+        wrist.approach(36.5, at=-10.0)
+        return [wrist.temperature(0.0) for _ in range(500)]
+
+    first = readings(1)
+    assert first == readings(1)
+    assert first != readings(2)
+    assert all(abs(value - 36.5) < 0.3 for value in first)
+    assert 0.03 < (sum((v - 36.5) ** 2 for v in first) / len(first)) ** 0.5 < 0.07
+
+
+def test_wrist_can_be_steered_while_another_thread_reads() -> None:
+    wrist = WristProfile(22.0)
+    stop = threading.Event()
+    seen: list[float] = []
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen.append(wrist())
+
+    reader = threading.Thread(target=sample)
+    reader.start()
+    for _ in range(200):
+        wrist.approach(36.5)
+        wrist.leave()
+    stop.set()
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+    assert seen and all(21.5 < value < 37.0 for value in seen)
+
+
+def test_wrist_rejects_nonsense_parameters() -> None:
+    with pytest.raises(ValueError, match="tau_s"):
+        WristProfile(tau_s=0)
+    with pytest.raises(ValueError, match="noise_c"):
+        WristProfile(noise_c=-1)
