@@ -156,7 +156,8 @@ class Kiosk:
         if fault and self._visit and self._visit.decision is None:
             if self._visit.code:
                 # A part failed while a visitor was being served: refuse them (and log it), never pass.
-                self._visit.temperature = TemperatureResult.failed(fault)
+                # A measurement the thermometry finished before the fault still counts.
+                self._visit.temperature = self.parts.thermometry.consume() or TemperatureResult.failed(fault)
                 self._visit.temperature_at = now
             else:
                 self._visit = None
@@ -202,9 +203,11 @@ class Kiosk:
             visit.code = seen
             visit.verification = self._workers.submit(self.parts.verifier.verify, seen.payload)
         if visit.temperature is None:
+            settled = thermometry.snapshot()
             result = thermometry.consume()
             if result is not None:
-                visit.temperature, visit.temperature_at = result, now
+                visit.temperature = result
+                visit.temperature_at = settled.since if settled.phase == "settled" else now
         if visit.decision is None and visit.code and visit.temperature:
             visit.ready_at = max(visit.code.seen_at, visit.temperature_at or now)
             visit.decision = self._workers.submit(self._decide, visit)
@@ -285,6 +288,7 @@ class Kiosk:
         # still held up only once, so a visitor lingering after the verdict is not served twice.
         self._visit = None
         self.phase = "idle"
+        self.parts.thermometry.consume()  # a result left over belongs to the visitor who just left
         self.parts.lights.show_idle()
         self._show(ScreenState(kind="idle"))
 

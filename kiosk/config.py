@@ -69,6 +69,7 @@ class PlatformSection(Section):
     token: SecretStr = SecretStr("")
     timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.5
     max_code_age_s: Annotated[float, Field(ge=10, le=3600)] = 90.0
+    max_proxy_code_age_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 86400.0
     clock_skew_s: Annotated[float, Field(ge=0, le=300)] = 10.0
     fallback: Literal["refuse", "out_of_service"] = "refuse"
 

@@ -36,6 +36,7 @@ class Policy:
     fever_c: float = 37.3
     cold_floor_c: float = 35.5
     max_code_age: timedelta = timedelta(seconds=90)
+    max_proxy_code_age: timedelta = timedelta(hours=24)
     clock_skew: timedelta = timedelta(seconds=10)
 
     @classmethod
@@ -44,6 +45,7 @@ class Policy:
             fever_c=config.thermometer.fever_c,
             cold_floor_c=config.thermometer.cold_floor_c,
             max_code_age=timedelta(seconds=config.platform.max_code_age_s),
+            max_proxy_code_age=timedelta(seconds=config.platform.max_proxy_code_age_s),
             clock_skew=timedelta(seconds=config.platform.clock_skew_s),
         )
 
@@ -71,19 +73,20 @@ def _temperature_reasons(temperature: TemperatureResult, policy: Policy) -> list
 def _code_reasons(code: CodeResult, policy: Policy, now: datetime) -> list[Reason]:
     if not code.verified:
         return [Reason.CANNOT_VERIFY]
+    if code.colour not in ("green", "yellow", "red"):
+        return [Reason.UNKNOWN_CODE]
     reasons: list[Reason] = []
     if code.colour == "red":
         reasons.append(Reason.RED_CODE)
     elif code.colour == "yellow":
         reasons.append(Reason.YELLOW_CODE)
-    elif code.colour != "green":
-        reasons.append(Reason.UNKNOWN_CODE)
     # A dynamic code without a generation time cannot be shown to be fresh.
+    max_age = policy.max_proxy_code_age if code.proxy else policy.max_code_age
     if code.generated_at is None:
         reasons.append(Reason.STALE_CODE)
     else:
         age = now - code.generated_at
-        if age > policy.max_code_age or age < -policy.clock_skew:
+        if age > max_age or age < -policy.clock_skew:
             reasons.append(Reason.STALE_CODE)
     return reasons
 

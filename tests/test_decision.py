@@ -9,7 +9,8 @@ from kiosk.decision import Policy, Reason, decide
 from kiosk.results import CodeResult, TemperatureResult
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
-POLICY = Policy(fever_c=37.3, cold_floor_c=35.5, max_code_age=timedelta(seconds=90), clock_skew=timedelta(seconds=10))
+POLICY = Policy(fever_c=37.3, cold_floor_c=35.5, max_code_age=timedelta(seconds=90),
+                max_proxy_code_age=timedelta(hours=24), clock_skew=timedelta(seconds=10))
 
 TEMPERATURES = {
     "normal": (TemperatureResult.measured(36.6), []),
@@ -21,16 +22,19 @@ TEMPERATURES = {
 }
 
 
-def code(colour="green", age_s=5.0, verified=True, generated=True):
+def code(colour="green", age_s=5.0, verified=True, generated=True, proxy=False):
     generated_at = NOW - timedelta(seconds=age_s) if generated else None
-    return CodeResult(verified=verified, colour=colour, code_hash="h", generated_at=generated_at)
+    return CodeResult(verified=verified, colour=colour, code_hash="h", generated_at=generated_at, proxy=proxy)
 
 
 CODES = {
     "green": (code("green"), []),
     "yellow": (code("yellow"), [Reason.YELLOW_CODE]),
     "red": (code("red"), [Reason.RED_CODE]),
-    "unknown": (code("unknown"), [Reason.UNKNOWN_CODE]),
+    "unknown": (code("unknown", generated=False), [Reason.UNKNOWN_CODE]),
+    "proxy_printed_this_morning": (code("green", age_s=5 * 3600, proxy=True), []),
+    "proxy_from_yesterday": (code("green", age_s=25 * 3600, proxy=True), [Reason.STALE_CODE]),
+    "proxy_red": (code("red", age_s=3600, proxy=True), [Reason.RED_CODE]),
     "stale_green": (code("green", age_s=600), [Reason.STALE_CODE]),
     "stale_yellow": (code("yellow", age_s=600), [Reason.YELLOW_CODE, Reason.STALE_CODE]),
     "edge_of_age": (code("green", age_s=90), []),
@@ -59,7 +63,7 @@ def test_only_green_normal_fresh_passes():
         for t, c in product(TEMPERATURES, CODES)
         if decide(TEMPERATURES[t][0], CODES[c][0], POLICY, NOW).passed
     ]
-    assert {c for _, c in passing} <= {"green", "edge_of_age", "future_within_skew"}
+    assert {c for _, c in passing} <= {"green", "edge_of_age", "future_within_skew", "proxy_printed_this_morning"}
     assert {t for t, _ in passing} <= {"normal", "just_warm_enough"}
 
 

@@ -37,12 +37,16 @@ class Seen:
 
 class PlatformHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like a real platform
+    # Headers and body go out in two writes; with Nagle on, a keep-alive answer waits ~40 ms for an ACK.
+    disable_nagle_algorithm = True
     server: "PlatformStub"
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json", extra: dict | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str = "application/json", extra: dict | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -121,7 +125,7 @@ def population() -> Population:
 @pytest.fixture
 def platform(population: Population) -> Iterator[PlatformStub]:
     stub = PlatformStub(population, TOKEN)
-    thread = threading.Thread(target=stub.serve_forever, daemon=True)
+    thread = threading.Thread(target=stub.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     yield stub
     stub.release.set()
@@ -160,11 +164,17 @@ def test_colour_comes_from_the_platform(population: Population, verifier: Platfo
     assert result.generated_at.utcoffset() == timedelta(0)
     assert result.holder is not None and "*" in result.holder
     assert result.proxy is False
-    expected = {"green": ("PASS", ()), "yellow": ("REFUSE", (Reason.YELLOW_CODE,)), "red": ("REFUSE", (Reason.RED_CODE,))}
+    expected = {
+        "green": ("PASS", ()),
+        "yellow": ("REFUSE", (Reason.YELLOW_CODE,)),
+        "red": ("REFUSE", (Reason.RED_CODE,)),
+    }
     assert verdict(result) == expected[colour]
 
 
-def test_colour_change_on_the_platform_is_seen_at_the_next_scan(population: Population, verifier: PlatformVerifier) -> None:
+def test_colour_change_on_the_platform_is_seen_at_the_next_scan(
+    population: Population, verifier: PlatformVerifier
+) -> None:
     code = population.code_for("p01")
     assert verifier.verify(code).colour == "green"
     population.set_colour("p01", "yellow")
@@ -187,7 +197,9 @@ def test_proxy_code(population: Population, verifier: PlatformVerifier) -> None:
         "x" * MAX_PAYLOAD_CHARS,
     ],
 )
-def test_unknown_code_is_refused_whatever_the_text_says(platform: PlatformStub, verifier: PlatformVerifier, payload: str) -> None:
+def test_unknown_code_is_refused_whatever_the_text_says(
+    platform: PlatformStub, verifier: PlatformVerifier, payload: str
+) -> None:
     result = verifier.verify(payload)
     assert len(platform.seen) == 1 and json.loads(platform.seen[0].body) == {"code": payload}
     assert result.verified is True and result.colour == "unknown" and result.problem is None
@@ -214,7 +226,9 @@ def test_no_token_no_header(platform: PlatformStub, population: Population) -> N
     assert result.verified is False and result.problem == "platform rejected the kiosk's token (401)"
 
 
-def test_connection_is_reused_between_visitors(platform: PlatformStub, verifier: PlatformVerifier, population: Population) -> None:
+def test_connection_is_reused_between_visitors(
+    platform: PlatformStub, verifier: PlatformVerifier, population: Population
+) -> None:
     for person in ("p01", "p02", "p03"):
         assert verifier.verify(population.code_for(person)).verified
     assert len({seen.client_port for seen in platform.seen}) == 1
@@ -234,7 +248,13 @@ def test_code_hash_is_the_keyed_hash_and_nothing_leaks_into_the_log(
 def test_answer_in_another_timezone_is_kept_as_utc(platform: PlatformStub, verifier: PlatformVerifier) -> None:
     platform.mode = "raw"
     platform.raw = json.dumps(
-        {"status": "ok", "colour": "green", "generated_at": "2026-11-26T17:30:00+08:00", "holder": "李*", "extra": [1, 2]}
+        {
+            "status": "ok",
+            "colour": "green",
+            "generated_at": "2026-11-26T17:30:00+08:00",
+            "holder": "李*",
+            "extra": [1, 2],
+        }
     ).encode()
     result = verifier.verify("HCP1:ANYTHING")
     assert result.verified and result.colour == "green" and result.holder == "李*" and result.proxy is False
@@ -292,8 +312,14 @@ WRONG_SHAPES = {
     "number time": (b'{"status": "ok", "colour": "green", "generated_at": 1795685400}', "generated_at"),
     "garbled time": (b'{"status": "ok", "colour": "green", "generated_at": "yesterday"}', "generated_at"),
     "number colour": (b'{"status": "ok", "colour": 1, "generated_at": "2026-11-26T09:30:00Z"}', "colour"),
-    "text proxy": (b'{"status": "ok", "colour": "green", "generated_at": "2026-11-26T09:30:00Z", "proxy": "false"}', "proxy"),
-    "number holder": (b'{"status": "ok", "colour": "green", "generated_at": "2026-11-26T09:30:00Z", "holder": 7}', "holder"),
+    "text proxy": (
+        b'{"status": "ok", "colour": "green", "generated_at": "2026-11-26T09:30:00Z", "proxy": "false"}',
+        "proxy",
+    ),
+    "number holder": (
+        b'{"status": "ok", "colour": "green", "generated_at": "2026-11-26T09:30:00Z", "holder": 7}',
+        "holder",
+    ),
 }
 
 
@@ -309,8 +335,13 @@ def assert_cannot_verify(result, caplog: pytest.LogCaptureFixture, payload: str,
 
 
 @pytest.mark.parametrize("shape", WRONG_SHAPES, ids=list(WRONG_SHAPES))
-def test_wrong_answer_shape(platform: PlatformStub, verifier: PlatformVerifier, population: Population,
-                            caplog: pytest.LogCaptureFixture, shape: str) -> None:
+def test_wrong_answer_shape(
+    platform: PlatformStub,
+    verifier: PlatformVerifier,
+    population: Population,
+    caplog: pytest.LogCaptureFixture,
+    shape: str,
+) -> None:
     platform.mode = "raw"
     platform.raw, where = WRONG_SHAPES[shape]
     code = population.code_for("p01")
@@ -320,8 +351,13 @@ def test_wrong_answer_shape(platform: PlatformStub, verifier: PlatformVerifier, 
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 400, 302])
-def test_error_status(platform: PlatformStub, verifier: PlatformVerifier, population: Population,
-                      caplog: pytest.LogCaptureFixture, status: int) -> None:
+def test_error_status(
+    platform: PlatformStub,
+    verifier: PlatformVerifier,
+    population: Population,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
     platform.mode = "status"
     platform.status = status
     platform.extra_headers = {"Location": "/elsewhere"} if status == 302 else {}
@@ -331,8 +367,13 @@ def test_error_status(platform: PlatformStub, verifier: PlatformVerifier, popula
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_token_rejected(platform: PlatformStub, verifier: PlatformVerifier, population: Population,
-                        caplog: pytest.LogCaptureFixture, status: int) -> None:
+def test_token_rejected(
+    platform: PlatformStub,
+    verifier: PlatformVerifier,
+    population: Population,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
     platform.mode = "status"
     platform.status = status
     code = population.code_for("p01")
@@ -346,7 +387,9 @@ def test_wrong_token(platform: PlatformStub, population: Population, caplog: pyt
     assert "a-wrong-token" not in caplog.text
 
 
-def test_wrong_url_is_not_an_unknown_code(platform: PlatformStub, population: Population, caplog: pytest.LogCaptureFixture) -> None:
+def test_wrong_url_is_not_an_unknown_code(
+    platform: PlatformStub, population: Population, caplog: pytest.LogCaptureFixture
+) -> None:
     """A 404 page from a misconfigured URL must not make every visitor's code 'unknown'."""
     code = population.code_for("p01")
     result = make_verifier(platform.url + "/v2").verify(code)
@@ -354,15 +397,21 @@ def test_wrong_url_is_not_an_unknown_code(platform: PlatformStub, population: Po
 
 
 @pytest.mark.parametrize("mode", ["slow", "slow_body"])
-def test_timeout_is_honoured(platform: PlatformStub, verifier: PlatformVerifier, population: Population,
-                             caplog: pytest.LogCaptureFixture, mode: str) -> None:
+def test_timeout_is_honoured(
+    platform: PlatformStub,
+    verifier: PlatformVerifier,
+    population: Population,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+) -> None:
     platform.mode = mode  # the server holds its answer for up to 5 s; the kiosk waits 0.2 s
     code = population.code_for("p01")
     assert_cannot_verify(verifier.verify(code), caplog, code, "platform timeout after 0.2 s")
 
 
-def test_connection_closed_without_answer(platform: PlatformStub, verifier: PlatformVerifier, population: Population,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_connection_closed_without_answer(
+    platform: PlatformStub, verifier: PlatformVerifier, population: Population, caplog: pytest.LogCaptureFixture
+) -> None:
     platform.mode = "hang_up"
     code = population.code_for("p01")
     assert_cannot_verify(verifier.verify(code), caplog, code, "closed the connection without an answer")

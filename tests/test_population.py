@@ -134,7 +134,9 @@ def test_unknown_person_is_a_clear_error(population: Population) -> None:
 
 
 def test_full_name_never_in_lookup_output(population: Population) -> None:
-    answers = json.dumps([population.lookup(population.code_for(pid)) for pid in population.person_ids()], ensure_ascii=False)
+    answers = json.dumps(
+        [population.lookup(population.code_for(pid)) for pid in population.person_ids()], ensure_ascii=False
+    )
     for name in full_names(population):
         assert name not in answers
 

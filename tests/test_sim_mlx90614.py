@@ -120,7 +120,7 @@ def test_unplug_after_probe_fails_the_next_read(bus: SimI2C) -> None:
     sensor = adafruit_mlx90614.MLX90614(bus)
     chip.plugged = False
     with pytest.raises(OSError) as caught:
-        sensor.object_temperature
+        _ = sensor.object_temperature
     assert caught.value.errno == errno.EREMOTEIO
     assert bus.try_lock()  # the driver released the bus despite the error
     bus.unlock()
@@ -169,8 +169,7 @@ def test_eeprom_writes_are_refused(bus: SimI2C) -> None:
 def test_reads_are_counted(bus: SimI2C) -> None:
     chip = bus.attach(MLX90614Chip())
     sensor = adafruit_mlx90614.MLX90614(bus)
-    sensor.object_temperature
-    sensor.ambient_temperature
+    _ = sensor.object_temperature, sensor.ambient_temperature
     assert chip.reads == 2
 
 

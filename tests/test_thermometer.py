@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from kiosk.errors import KioskError, SensorError
-from kiosk.sensors.thermometer import ThermoSample, Thermometer, open_i2c_bus
+from kiosk.sensors.thermometer import Thermometer, ThermoSample, open_i2c_bus
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
 
 
@@ -65,7 +66,7 @@ def test_unplugged_while_running_then_plugged_back(bus: SimI2C, chip: MLX90614Ch
     thermometer = Thermometer(bus)
     thermometer.read()
     chip.plugged = False
-    with pytest.raises(SensorError, match=r"0x5A did not answer: .*Remote I/O error") as caught:
+    with pytest.raises(SensorError, match="no thermometer answers at I2C address 0x5A") as caught:
         thermometer.read()
     assert isinstance(caught.value, KioskError)
     chip.plugged = True
@@ -108,14 +109,28 @@ def test_plausible_maximum_is_configurable(bus: SimI2C, chip: MLX90614Chip, sour
         Thermometer(bus, plausible_max_c=50.0).read()
 
 
-def test_range_limits_themselves_are_accepted(bus: SimI2C, chip: MLX90614Chip, source: Source) -> None:
-    source.celsius = 45.0
-    chip.ambient_c = 85.0
+def test_readings_just_inside_the_limits_are_accepted(bus: SimI2C, chip: MLX90614Chip, source: Source) -> None:
+    source.celsius = 44.9
+    chip.ambient_c = 84.9
     sample = Thermometer(bus).read()
-    assert (sample.object_c, sample.ambient_c) == pytest.approx((45.0, 85.0), abs=0.011)
+    assert (sample.object_c, sample.ambient_c) == pytest.approx((44.9, 84.9), abs=0.011)
 
 
 @pytest.mark.skipif(Path("/dev/i2c-1").exists(), reason="this machine has an I2C bus")
 def test_open_i2c_bus_without_a_pi_says_so() -> None:
     with pytest.raises(SensorError, match="no I2C bus"):
         open_i2c_bus()
+
+
+class FlakyBus(SimI2C):
+    """The emulated bus with a disturbed line: every transfer fails with EIO."""
+
+    def writeto_then_readfrom(self, address, out_buffer, in_buffer, **slices):  # type: ignore[no-untyped-def]
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def test_other_bus_errors_keep_their_cause() -> None:
+    bus = FlakyBus()
+    bus.attach(MLX90614Chip())
+    with pytest.raises(SensorError, match=r"I2C read from the thermometer at 0x5A failed: .*Input/output error"):
+        Thermometer(bus).read()

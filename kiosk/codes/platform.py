@@ -53,9 +53,7 @@ class _Unknown(BaseModel):
     status: Literal["unknown"]
 
 
-_ANSWER: TypeAdapter[_Known | _Unknown] = TypeAdapter(
-    Annotated[_Known | _Unknown, Field(discriminator="status")]
-)
+_ANSWER: TypeAdapter[_Known | _Unknown] = TypeAdapter(Annotated[_Known | _Unknown, Field(discriminator="status")])
 
 
 class _Failure(Exception):
@@ -141,7 +139,9 @@ class PlatformVerifier:
         if problem is not None:
             # Not a code any platform issued: refused as unknown without asking anyone.
             log.info("scanned text is not a health code: %s", problem)
-            return CodeResult(verified=True, colour="unknown", code_hash=code_hash, problem=f"malformed code: {problem}")
+            return CodeResult(
+                verified=True, colour="unknown", code_hash=code_hash, problem=f"malformed code: {problem}"
+            )
         try:
             answer = self._ask(payload)
         except _Failure as failure:
@@ -155,20 +155,32 @@ class PlatformVerifier:
             cause = "platform reported a colour other than green, yellow or red"  # value not echoed
             log.warning("%s", cause)
             return CodeResult(
-                verified=True, colour="unknown", code_hash=code_hash, generated_at=generated_at,
-                holder=answer.holder, proxy=answer.proxy, problem=cause,
+                verified=True,
+                colour="unknown",
+                code_hash=code_hash,
+                generated_at=generated_at,
+                holder=answer.holder,
+                proxy=answer.proxy,
+                problem=cause,
             )
         return CodeResult(
-            verified=True, colour=answer.colour,  # type: ignore[arg-type]  # checked just above
-            code_hash=code_hash, generated_at=generated_at, holder=answer.holder, proxy=answer.proxy,
+            verified=True,
+            colour=answer.colour,  # type: ignore[arg-type]  # checked just above
+            code_hash=code_hash,
+            generated_at=generated_at,
+            holder=answer.holder,
+            proxy=answer.proxy,
         )
 
     def _ask(self, payload: str) -> _Known | _Unknown:
         try:
             # No redirects: a redirected POST turns into a GET and loses the code.
             response = self._session.post(
-                self._url, json={"code": payload}, headers=self._headers,
-                timeout=self._timeout, allow_redirects=False,
+                self._url,
+                json={"code": payload},
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             )
         except requests.Timeout:
             raise _Failure(f"platform timeout after {self._timeout:g} s") from None

@@ -16,9 +16,9 @@ import subprocess
 from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-import pygame  # noqa: E402
+import pygame
 
-from kiosk.errors import KioskError  # noqa: E402
+from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class FontBook:
         return font
 
     @classmethod
-    def for_config(cls, configured: str = "") -> "FontBook":
+    def for_config(cls, configured: str = "") -> FontBook:
         """Initialise pygame's font module and find the face (see find_font)."""
         if not pygame.font.get_init():
             pygame.font.init()

@@ -20,21 +20,23 @@ pygame has one display per process: open one Screen at a time, and close it befo
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Self, get_args
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-import pygame  # noqa: E402
+import pygame
 
-from kiosk.config import ScreenSection  # noqa: E402
-from kiosk.display import texts  # noqa: E402
-from kiosk.display.fonts import FontBook  # noqa: E402
-from kiosk.errors import KioskError  # noqa: E402
+from kiosk.config import ScreenSection
+from kiosk.display import texts
+from kiosk.display.fonts import FontBook
+from kiosk.display.texts import Language
+from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def resolve_mode(
 
 def _round_line(surface: pygame.Surface, colour: RGB, points: list[tuple[float, float]], width: int) -> None:
     """A thick polyline with round joints and ends (pygame's thick lines have square, gappy joints)."""
-    for start, end in zip(points, points[1:]):
+    for start, end in itertools.pairwise(points):
         pygame.draw.line(surface, colour, start, end, width)
     for point in points:
         pygame.draw.circle(surface, colour, point, width / 2)
@@ -118,7 +120,10 @@ def draw_cross(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
 def draw_warning(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
     """A warning triangle with an exclamation mark: the out-of-service sign."""
     size = box.width
-    at = lambda fx, fy: (box.x + size * fx, box.y + size * fy)  # noqa: E731
+
+    def at(fx: float, fy: float) -> tuple[float, float]:
+        return (box.x + size * fx, box.y + size * fy)
+
     pygame.draw.polygon(surface, colour, [at(0.5, 0.05), at(0.97, 0.9), at(0.03, 0.9)])
     bar = max(4, size // 10)
     _round_line(surface, INK, [at(0.5, 0.33), at(0.5, 0.62)], bar)
@@ -222,7 +227,7 @@ class Screen:
         if language not in ("zh", "en", "both"):
             raise KioskError(f"kiosk.language must be zh, en or both, got {language!r}")
         self.section = section
-        self.language = language
+        self.language: Language = language  # type: ignore[assignment]  # checked just above
         self.mode = resolve_mode(section.mode)
         self._state = ScreenState("idle")
         self._drawn: ScreenState | None = None
@@ -282,9 +287,8 @@ class Screen:
         outside fullscreen: a kiosk cannot be stopped from a keyboard left at the gate)."""
         keep_running = True
         for event in pygame.event.get():
-            if event.type == pygame.QUIT:
-                keep_running = False
-            elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE and self.mode != "fullscreen":
+            escape = event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+            if event.type == pygame.QUIT or (escape and self.mode != "fullscreen"):
                 keep_running = False
             elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
                 self._drawn = None
@@ -304,7 +308,7 @@ class Screen:
             self._text_cache.clear()
             pygame.display.quit()
 
-    def __enter__(self) -> "Screen":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -367,23 +371,38 @@ class Screen:
             return temperature + self._pairs(kind, 38, 30, colour)
         return self._pairs(kind, 40, 30, colour)
 
+    _SHRINKS = tuple(round(1.0 - 0.05 * i, 2) for i in range(14))  # 1.0 down to 0.35
+
+    def _layout(self, items: list[Item], width: int, scale: float) -> tuple[list[tuple[str, int, Item, int]], int]:
+        """Wrapped lines as (text, font size, item, gap above) and their total height; nothing drawn yet."""
+        out: list[tuple[str, int, Item, int]] = []
+        total = 0
+        for item in items:
+            size = max(12, round(item.size * scale))
+            font = self.fonts.get(size, item.bold)
+            for i, line in enumerate(wrap(item.text, font, width)):
+                gap = round(font.get_linesize() * item.gap) if i == 0 else 0
+                out.append((line, size, item, gap))
+                total += gap + font.get_linesize()
+        return out, total
+
     def _fit(
         self, items: list[Item], width: int, height: int, scale: float
     ) -> tuple[list[tuple[pygame.Surface, int]], float]:
-        """Wrap the items to the width, shrinking them together until they fit the height.
-        Returns (image, gap above) per line, and the shrink factor that made them fit."""
-        shrink = 1.0
-        while True:
-            out: list[tuple[pygame.Surface, int]] = []
-            for item in items:
-                size = max(12, round(item.size * scale * shrink))
-                font = self.fonts.get(size, item.bold)
-                for i, line in enumerate(wrap(item.text, font, width)):
-                    gap = round(font.get_linesize() * item.gap) if i == 0 else 0
-                    out.append((self._text(line, size, item.bold, item.colour), gap))
-            if sum(image.get_height() + gap for image, gap in out) <= height or shrink <= 0.35:
-                return out, shrink  # at the smallest size, lines that still do not fit are clipped
-            shrink -= 0.05
+        """Wrap the items to the width, shrinking them together (largest size that fits, found by
+        bisection) until they fit the height. Returns (image, gap above) per line, and the shrink
+        factor used; at the smallest size, lines that still do not fit are clipped."""
+        low, high = 0, len(self._SHRINKS) - 1
+        best = high
+        while low <= high:
+            middle = (low + high) // 2
+            if self._layout(items, width, scale * self._SHRINKS[middle])[1] <= height:
+                best, high = middle, middle - 1
+            else:
+                low = middle + 1
+        lines, _ = self._layout(items, width, scale * self._SHRINKS[best])
+        images = [(self._text(text, size, item.bold, item.colour), gap) for text, size, item, gap in lines]
+        return images, self._SHRINKS[best]
 
     def _blit_block(self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect, centre_vertically: bool) -> None:
         total = sum(image.get_height() + gap for image, gap in lines)

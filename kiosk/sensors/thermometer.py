@@ -11,6 +11,7 @@ cannot be trusted raises `SensorError`, which makes the kiosk refuse or go out o
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -71,15 +72,19 @@ class Thermometer:
                 self._driver = adafruit_mlx90614.MLX90614(self._bus, self.address)
             object_c = self._driver.object_temperature
             ambient_c = self._driver.ambient_temperature
-        except ValueError as exc:  # the driver's probe found nobody at the address
+        except (ValueError, OSError) as exc:
             self._driver = None
-            raise SensorError(f"no thermometer answers at I2C address 0x{self.address:02X}") from exc
-        except OSError as exc:
-            self._driver = None
-            raise SensorError(f"thermometer at I2C address 0x{self.address:02X} did not answer: {exc}") from exc
+            raise SensorError(self._describe(exc)) from exc
         sample = ThermoSample(object_c=round(object_c, 2), ambient_c=round(ambient_c, 2))
         self._check(sample)
         return sample
+
+    def _describe(self, exc: ValueError | OSError) -> str:
+        # The driver's probe raises ValueError when nobody acknowledges the address; a read from a
+        # sensor that has gone away fails with EREMOTEIO (or ENXIO). Both mean the same to a technician.
+        if isinstance(exc, ValueError) or exc.errno in (errno.EREMOTEIO, errno.ENXIO):
+            return f"no thermometer answers at I2C address 0x{self.address:02X} (unplugged, or wrong address?)"
+        return f"I2C read from the thermometer at 0x{self.address:02X} failed: {exc}"
 
     def _check(self, sample: ThermoSample) -> None:
         if sample.object_c >= ERROR_FLAG_C or sample.ambient_c >= ERROR_FLAG_C:
@@ -87,10 +92,10 @@ class Thermometer:
         low, high = AMBIENT_RANGE_C
         if not low <= sample.ambient_c <= high:
             raise SensorError(
-                f"thermometer ambient reading {sample.ambient_c:.1f} °C is outside {low:.0f}..{high:.0f} °C"
+                f"thermometer ambient reading {sample.ambient_c:.2f} °C is outside {low:.0f}..{high:.0f} °C"
             )
         if not OBJECT_MIN_C <= sample.object_c <= self.plausible_max_c:
             raise SensorError(
-                f"thermometer object reading {sample.object_c:.1f} °C is outside "
+                f"thermometer object reading {sample.object_c:.2f} °C is outside "
                 f"{OBJECT_MIN_C:.0f}..{self.plausible_max_c:.0f} °C"
             )

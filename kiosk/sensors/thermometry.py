@@ -24,8 +24,9 @@ import statistics
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Literal
+from typing import Literal
 
 from kiosk.config import ThermometerSection
 from kiosk.errors import SensorError
@@ -84,7 +85,9 @@ class Thermometry:
                 return None
             if state.phase == "settled":
                 wrist_there = state.object_c is not None and state.object_c >= self.section.presence_c
-                self._state = replace(state, phase="done" if wrist_there else "absent", result=None, since=self._clock())
+                self._state = replace(
+                    state, phase="done" if wrist_there else "absent", result=None, since=self._clock()
+                )
             else:
                 self._state = replace(state, result=None)
             return state.result

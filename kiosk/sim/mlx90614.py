@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import errno
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 # RAM (linearised temperatures)
 TA = 0x06

@@ -92,7 +92,7 @@ def mask_name(name: str) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    """"13800138001" -> "138****8001"."""
+    """ "13800138001" -> "138****8001"."""
     return phone[:3] + "*" * max(len(phone) - 7, 0) + phone[-4:]
 
 
@@ -186,7 +186,7 @@ class Population:
         """The platform's answer for a scanned code, or None for anything this platform did not issue."""
         if not isinstance(code, str) or len(code) != CODE_LENGTH or not code.startswith(PREFIX):
             return None
-        text = code[len(PREFIX):]
+        text = code[len(PREFIX) :]
         try:
             raw = base64.b32decode(text.encode("ascii"))
         except (UnicodeEncodeError, binascii.Error, ValueError):

@@ -68,13 +68,13 @@ TYPICAL = Distortion(
 # Eight named presets, each stressing one thing, for benchmarks and decode-rate tests.
 DISTORTIONS: list[Distortion] = [
     Distortion("plain"),
-    Distortion("small", scale=(0.16, 0.22)),
+    Distortion("small", scale=(0.13, 0.18)),
     Distortion("large", scale=(0.85, 0.98)),
     Distortion("rotated", rotation_deg=(5.0, 20.0)),
-    Distortion("tilted", scale=(0.45, 0.6), rotation_deg=(0.0, 5.0), tilt=(0.15, 0.35)),
-    Distortion("blurred", scale=(0.35, 0.45), blur=(1.6, 2.6)),
-    Distortion("noisy", scale=(0.3, 0.45), noise=(20.0, 32.0)),
-    Distortion("dim", brightness=(35.0, 55.0), contrast=(0.18, 0.3), noise=(3.0, 5.0)),
+    Distortion("tilted", scale=(0.35, 0.5), rotation_deg=(0.0, 5.0), tilt=(0.2, 0.4)),
+    Distortion("blurred", scale=(0.35, 0.45), blur=(1.2, 2.0)),
+    Distortion("noisy", scale=(0.3, 0.45), noise=(30.0, 45.0)),
+    Distortion("dim", brightness=(30.0, 45.0), contrast=(0.12, 0.2), noise=(3.0, 5.0)),
 ]
 
 _BY_NAME = {d.name: d for d in [*DISTORTIONS, TYPICAL]}
@@ -136,7 +136,7 @@ def background(width: int, height: int, rng: random.Random) -> np.ndarray:
     ys = np.linspace(-1.0, 1.0, sh, dtype=np.float32)[:, None]
     xs = np.linspace(-1.0, 1.0, sw, dtype=np.float32)[None, :]
     small = np.clip(small + 25.0 * (math.cos(angle) * xs + math.sin(angle) * ys), 0, 255).astype(np.uint8)
-    return np.asarray(Image.fromarray(small, "L").resize((width, height), Image.BILINEAR))
+    return np.array(Image.fromarray(small, "L").resize((width, height), Image.BILINEAR))
 
 
 def _perspective_coeffs(dst: list[tuple[float, float]], src: list[tuple[float, float]]) -> list[float]:
@@ -202,10 +202,15 @@ def render_scene(
     *,
     rng: random.Random,
     distortion: Distortion | None = None,
+    scene: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """The noise-free frame, and the noise sigma to add to each read of it (see `render_frame`)."""
+    """The noise-free frame, and the noise sigma to add to each read of it (see `render_frame`).
+
+    `scene` is the (height, width) background to hold the code up in front of; a fresh random
+    one by default.
+    """
     d = distortion or TYPICAL
-    frame = background(width, height, rng).copy()
+    frame = scene.copy() if scene is not None else background(width, height, rng)
     if payload is not None:
         _place_code(frame, payload, d, rng)
     # Exposure: contrast around mid-grey, then the scene's mean level, through one lookup table.

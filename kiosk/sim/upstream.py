@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import signal
+import socket
 import tempfile
 import threading
 import zlib
@@ -29,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from kiosk.errors import KioskError
 from kiosk.sim.collector import Collector
+from kiosk.sim.population import Population
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +53,45 @@ class _Reply(Exception):
 
 
 class _Server(ThreadingHTTPServer):
+    """Remembers its open connections, so that stopping really cuts kiosks off (keep-alive included)."""
+
     upstream: "ReferenceUpstream"
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "kiosk-reference-upstream/1"
-    timeout = 30  # a stalled client must not hold a thread forever
+    # Keep-alive, like a production server: the kiosk's sessions reuse their connection per lookup.
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # an idle or stalled client must not hold a thread forever
+    # Headers and body go out in two writes; with Nagle on, a kept-alive connection then waits
+    # for the client's delayed ACK (~40 ms per request).
+    disable_nagle_algorithm = True
+    _body_consumed = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         logger.debug("%s %s", self.address_string(), format % args)
@@ -79,6 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         name = self._ROUTES.get((method, url.path))
+        self._body_consumed = False
         try:
             if name is None:
                 if any(path == url.path for _, path in self._ROUTES):
@@ -92,9 +127,15 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("reference upstream failed on %s %s", method, url.path)
             status, body, content_type = 500, _json({"error": "internal error"}), "application/json"
+        # A body left unread would be parsed as the next request: close the connection instead.
+        declared = self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers
+        if declared and not self._body_consumed:
+            self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
@@ -123,6 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length > limit:
             raise _Reply(413, {"error": f"body of {length} bytes is over the {limit}-byte limit"}, close=True)
         raw = self.rfile.read(length)
+        self._body_consumed = True
         if len(raw) != length:
             raise _Reply(400, {"error": "body shorter than its Content-Length"}, close=True)
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
@@ -143,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- platform ------------------------------------------------------------------------------
 
-    def _population(self) -> Any:
+    def _population(self) -> Population:
         self._check_token(self.server.upstream.platform_token, {"status": "unauthorized"})
         return self.server.upstream.population
 
@@ -238,7 +280,7 @@ class ReferenceUpstream:
         platform_token: str = "",
         collector_token: str = "",
         *,
-        population: Any = None,
+        population: Population | None = None,
     ):
         """``data_dir`` holds the collector's database (a temporary folder when None, removed by
         ``close()``); ``population`` defaults to a fresh ``kiosk.sim.population.Population``
@@ -251,15 +293,14 @@ class ReferenceUpstream:
             self._tmp = tempfile.TemporaryDirectory(prefix="kiosk-upstream-")
             data_dir = self._tmp.name
         self.data_dir = Path(data_dir)
-        if population is None:
-            # Imported here so the collector side does not depend on the platform simulation.
-            from kiosk.sim.population import Population
-
-            population = Population()
-        self.population = population
+        self.population = population if population is not None else Population()
         self.collector = Collector(self.data_dir / "collector.db")
         self._thread: threading.Thread | None = None
-        self._server: _Server | None = self._bind(port)
+        try:
+            self._server: _Server | None = self._bind(port)
+        except ServeError:
+            self.collector.close()
+            raise
         self.port: int = self._server.server_address[1]
 
     def _bind(self, port: int) -> _Server:
@@ -295,6 +336,7 @@ class ReferenceUpstream:
             self._server.shutdown()
             self._thread.join()
             self._thread = None
+        self._server.close_connections()
         self._server.server_close()
         self._server = None
 

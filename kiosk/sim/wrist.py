@@ -16,7 +16,7 @@ import math
 import random
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class WristProfile:
