@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kiosk.sensors.scanner import DECODERS, Scanner  # noqa: E402
-from kiosk.sim.camera import ScenarioCamera  # noqa: E402
-from kiosk.sim.qrframes import DISTORTIONS, render_frame  # noqa: E402
+from kiosk.sensors.scanner import DECODERS, Scanner
+from kiosk.sim.camera import ScenarioCamera
+from kiosk.sim.qrframes import DISTORTIONS, render_frame
 
 SIZES = [(640, 480), (1280, 720)]
 
@@ -40,7 +40,7 @@ def payloads(count: int, rng: random.Random) -> list[str]:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"median_ms": round(statistics.median(ordered) * 1000, 3), "p95_ms": round(p95 * 1000, 3)}
 
 

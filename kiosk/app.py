@@ -125,6 +125,11 @@ class Kiosk:
         self.parts.screen.close()
         self.parts.store.close()
 
+    @property
+    def shown(self) -> ScreenState | None:
+        """What the screen shows now (what a visitor in front of the kiosk sees)."""
+        return self._shown
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -227,7 +232,9 @@ class Kiosk:
             kind = "prompt_wrist" if visit.code else "prompt_code"
         else:
             kind = "measuring"
-        self._show(ScreenState(kind=kind, temperature_c=visit.temperature.celsius if visit.temperature else None))
+        self.phase = kind
+        temperature = visit.temperature.celsius if visit.temperature else None
+        self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None))
 
     def _decide(self, visit: Visit) -> tuple[Verdict, Event, CodeResult]:
         """Worker thread: wait for the code's verification, apply the rules, commit the event."""

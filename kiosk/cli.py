@@ -77,7 +77,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"kiosk: config error in {exc.source}: " + "; ".join(exc.problems), file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(summary, ensure_ascii=False))
-    return 0
+    # The demo's script did not play out (the summary's "problem" says why).
+    return 1 if "problem" in summary else 0
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -167,7 +167,10 @@ def test_given_pin_factory_is_used(make_lights):
 
 @pytest.mark.skipif(
     os.environ.get("GPIOZERO_PIN_FACTORY") is not None
-    or "Raspberry Pi" in (Path("/proc/device-tree/model").read_text(errors="replace") if Path("/proc/device-tree/model").exists() else ""),
+    or "Raspberry Pi"
+    in (
+        Path("/proc/device-tree/model").read_text(errors="replace") if Path("/proc/device-tree/model").exists() else ""
+    ),
     reason="real GPIO may be available here",
 )
 @pytest.mark.filterwarnings("ignore::gpiozero.PinFactoryFallback")

@@ -161,8 +161,10 @@ def test_every_reason_and_kind_has_chinese_and_english_text():
 
 def test_both_puts_each_chinese_line_above_its_english_one():
     assert texts.lines("idle", "both") == [
-        texts.lines("idle", "zh")[0], texts.lines("idle", "en")[0],
-        texts.lines("idle", "zh")[1], texts.lines("idle", "en")[1],
+        texts.lines("idle", "zh")[0],
+        texts.lines("idle", "en")[0],
+        texts.lines("idle", "zh")[1],
+        texts.lines("idle", "en")[1],
     ]
     assert texts.title("pass", "both") == ["通过", "PASS"]
     assert texts.title("refuse", "both") == ["禁止通行", "REFUSE"]

@@ -57,11 +57,17 @@ class Lights:
                 section.relay_pin, active_high=section.relay_active_high, initial_value=False, pin_factory=pin_factory
             )
             opened.append(self.relay)
-            self.green = LED(section.green_pin, active_high=section.active_high, initial_value=False, pin_factory=pin_factory)
+            self.green = LED(
+                section.green_pin, active_high=section.active_high, initial_value=False, pin_factory=pin_factory
+            )
             opened.append(self.green)
-            self.red = LED(section.red_pin, active_high=section.active_high, initial_value=False, pin_factory=pin_factory)
+            self.red = LED(
+                section.red_pin, active_high=section.active_high, initial_value=False, pin_factory=pin_factory
+            )
             opened.append(self.red)
-            self.buzzer = Buzzer(section.buzzer_pin, active_high=section.active_high, initial_value=False, pin_factory=pin_factory)
+            self.buzzer = Buzzer(
+                section.buzzer_pin, active_high=section.active_high, initial_value=False, pin_factory=pin_factory
+            )
             opened.append(self.buzzer)
         except (GPIOZeroError, OSError, RuntimeError) as exc:
             for device in opened:

@@ -65,6 +65,7 @@ class ScreenState:
     reasons: tuple[str, ...] = ()
     holder: str | None = None
     detail: str | None = None
+    code_read: bool = False  # while measuring: the visitor's code has already been read
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -113,8 +114,12 @@ def draw_cross(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
     pygame.draw.circle(surface, colour, box.center, size / 2, max(3, size // 16))
     width = max(4, size // 9)
     lo, hi = 0.31, 0.69
-    _round_line(surface, colour, [(box.x + size * lo, box.y + size * lo), (box.x + size * hi, box.y + size * hi)], width)
-    _round_line(surface, colour, [(box.x + size * hi, box.y + size * lo), (box.x + size * lo, box.y + size * hi)], width)
+    _round_line(
+        surface, colour, [(box.x + size * lo, box.y + size * lo), (box.x + size * hi, box.y + size * hi)], width
+    )
+    _round_line(
+        surface, colour, [(box.x + size * hi, box.y + size * lo), (box.x + size * lo, box.y + size * hi)], width
+    )
 
 
 def draw_warning(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
@@ -192,7 +197,8 @@ class Item:
 
 
 # One breakable unit: a CJK character (Chinese breaks between any two), a word, or a run of spaces.
-_TOKEN = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]+|\s+")
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
+_TOKEN = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+|\s+")
 _NO_LINE_START = set("，。、：；！？）》」』,.:;!?)")
 
 
@@ -369,6 +375,8 @@ class Screen:
             return detail + self._pairs("out_of_service", 44, 34, colour)
         if kind == "prompt_code":
             return temperature + self._pairs(kind, 38, 30, colour)
+        if kind == "measuring" and state.code_read:
+            return self._pairs("code_read", 40, 30, colour) + self._pairs(kind, 40, 30, colour)
         return self._pairs(kind, 40, 30, colour)
 
     _SHRINKS = tuple(round(1.0 - 0.05 * i, 2) for i in range(14))  # 1.0 down to 0.35
@@ -435,12 +443,16 @@ class Screen:
 
         self.surface.fill(background)
         icon_size = round(160 * scale * header)
-        icon = pygame.Rect(margin + round(8 * scale), (header_height - icon_size) // 2 + margin // 2, icon_size, icon_size)
+        icon = pygame.Rect(
+            margin + round(8 * scale), (header_height - icon_size) // 2 + margin // 2, icon_size, icon_size
+        )
         ICONS[state.kind](self.surface, icon, accent)
 
         head_area = pygame.Rect(icon.right + round(36 * scale), margin // 2, 0, header_height - margin // 2)
         head_area.width = width - margin - head_area.x
-        head, _ = self._fit(self._headline(state.kind, accent, verdict), head_area.width, head_area.height, scale * header)
+        head, _ = self._fit(
+            self._headline(state.kind, accent, verdict), head_area.width, head_area.height, scale * header
+        )
         self._blit_block(head, head_area, centre_vertically=True)
 
         pygame.draw.line(self.surface, accent, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))

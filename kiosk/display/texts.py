@@ -30,6 +30,8 @@ LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "en": ("Show your health code to the camera", "Hold your wrist to the sensor"),
     },
     "measuring": {"zh": ("请保持不动",), "en": ("Hold still",)},
+    # Shown above "measuring" once the code has been read, so the visitor knows it worked.
+    "code_read": {"zh": ("✓ 健康码已读取",), "en": ("✓ Code read",)},
     "prompt_code": {
         "zh": ("体温已测量", "请向摄像头出示健康码"),
         "en": ("Temperature taken", "Show your health code to the camera"),

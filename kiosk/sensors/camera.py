@@ -82,7 +82,7 @@ class Picamera2Source:
             )
             camera.configure(config)
             camera.start()
-        except Exception as exc:  # noqa: BLE001 - libcamera raises plain RuntimeErrors and others
+        except Exception as exc:  # libcamera raises plain RuntimeErrors and others
             self.close()
             raise CameraError(f"cannot start camera {camera_num} at {width}x{height} {fps} fps: {exc}") from exc
         log.info("camera %d started: lores %dx%d YUV420 at %s fps", camera_num, width, height, fps)
@@ -95,7 +95,7 @@ class Picamera2Source:
                 raise CameraError("camera is closed")
             try:
                 yuv = camera.capture_array("lores")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise CameraError(f"camera capture failed: {exc}") from exc
         # Picamera2 gives YUV420 as (height * 3 // 2, stride): Y rows first, padded to the stride.
         if yuv.ndim != 2 or yuv.shape[0] < self.height or yuv.shape[1] < self.width:
@@ -110,7 +110,7 @@ class Picamera2Source:
         for step in ("stop", "close"):
             try:
                 getattr(camera, step)()
-            except Exception:  # noqa: BLE001 - closing must not fail the shutdown
+            except Exception:  # closing must not fail the shutdown
                 log.warning("camera %s failed", step, exc_info=True)
 
 

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # After this long without a frame the camera counts as failed (out of service).
 CAMERA_FAULT_AFTER_S = 3.0
+# A code out of view this long and then shown again counts as a new presentation.
+REPRESENT_GAP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,8 @@ class CodeReader:
             return
         payload = codes[0]
         with self._lock:
-            # A code that stays in view is one presentation; it is new again after 2 s out of view.
-            is_new = payload != self._last_payload or now - self._last_payload_at > 2.0
+            # A code that stays in view is one presentation; shown again after a gap, it is a new one.
+            is_new = payload != self._last_payload or now - self._last_payload_at > REPRESENT_GAP_S
             self._last_payload, self._last_payload_at = payload, now
             if is_new:
                 self._pending = SeenCode(payload, now)

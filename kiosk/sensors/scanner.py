@@ -4,7 +4,9 @@ Only QR symbols are looked for (health codes and signed credentials are QR), whi
 empty frame cheap. Payloads come back as text: a QR code carries bytes, and the kiosk reads them as
 UTF-8 (what health-code platforms, DCC and SMART Health Cards use); bytes that are not valid UTF-8
 are read as ISO 8859-1 (the QR standard's default byte-mode charset), which maps every byte to one
-character, so nothing is lost and the result is the same whichever decoder ran.
+character, so nothing is lost. zxing-cpp hands over the raw bytes, so that rule holds exactly; ZBar
+converts non-UTF-8 data by guessing a charset first (ISO 8859-1 text may come back as Shift JIS),
+one more reason zxing-cpp is the default.
 
 A frame that holds nothing readable, or is not an image at all, gives an empty list, never an
 exception: the kiosk simply keeps looking. A missing decoder library is a setup fault and raises
@@ -102,7 +104,7 @@ class Scanner:
             return []
         try:
             return self._read(gray)
-        except Exception:  # noqa: BLE001 - a decoder hiccup on one frame must not stop the camera loop
+        except Exception:  # a decoder hiccup on one frame must not stop the camera loop
             log.warning("QR decoder %s failed on a %sx%s frame", self.decoder, gray.shape[1], gray.shape[0], exc_info=True)
             return []
 

@@ -62,7 +62,7 @@ class ScenarioCamera:
             frame, sigma = qrframes.render_scene(
                 payload, self.width, self.height, rng=random.Random(seed), distortion=distortion, scene=self._empty
             )
-        except Exception as exc:  # noqa: BLE001 - segno's DataOverflowError and kin
+        except Exception as exc:  # segno's DataOverflowError and kin
             raise KioskError(f"cannot show a QR code for this payload ({len(payload)} characters): {exc}") from exc
         with self._lock:
             self._frame, self._sigma, self._payload = frame, sigma, payload

@@ -88,7 +88,9 @@ def run_demo(visitors: int = 10, headless: bool = False, screenshots: Path | Non
         parts = build_parts(config, world)
         kiosk = Kiosk(config, parts)
         rng = random.Random(seed)
-        director = Director(world, PlatformPhone(config.platform.url, rng), queue_of(visitors, rng), lambda: kiosk.phase)
+        director = Director(world, PlatformPhone(config.platform.url, rng), queue_of(visitors, rng),
+                            kiosk_phase=lambda: kiosk.phase,
+                            code_read=lambda: kiosk.shown is not None and kiosk.shown.code_read)
         kiosk.listeners.append(director.on_decided)
         shots = ScreenshotTaker(parts.screen, screenshots) if screenshots else None
         if shots:

@@ -131,12 +131,12 @@ def background(width: int, height: int, rng: random.Random) -> np.ndarray:
     coarse = Image.fromarray(gen.uniform(60, 190, size=(6, 8)).astype(np.uint8), "L")
     # Work at 1/16 size and scale up once: smooth anyway, and far cheaper than full-size float maths.
     sw, sh = max(2, width // 16), max(2, height // 16)
-    small = np.asarray(coarse.resize((sw, sh), Image.BICUBIC), np.float32)
+    small = np.asarray(coarse.resize((sw, sh), Image.Resampling.BICUBIC), np.float32)
     angle = rng.uniform(0, 2 * math.pi)
     ys = np.linspace(-1.0, 1.0, sh, dtype=np.float32)[:, None]
     xs = np.linspace(-1.0, 1.0, sw, dtype=np.float32)[None, :]
     small = np.clip(small + 25.0 * (math.cos(angle) * xs + math.sin(angle) * ys), 0, 255).astype(np.uint8)
-    return np.array(Image.fromarray(small, "L").resize((width, height), Image.BILINEAR))
+    return np.array(Image.fromarray(small, "L").resize((width, height), Image.Resampling.BILINEAR))
 
 
 def _perspective_coeffs(dst: list[tuple[float, float]], src: list[tuple[float, float]]) -> list[float]:
@@ -187,7 +187,7 @@ def _place_code(frame: np.ndarray, payload: str | bytes, d: Distortion, rng: ran
     dst = [(x + cx - x0, y + cy - y0) for x, y in corners]
     src = [(0.0, 0.0), (float(size), 0.0), (float(size), float(size)), (0.0, float(size))]
     warped = Image.fromarray(code, "L").transform(
-        (x1 - x0, y1 - y0), Image.PERSPECTIVE, _perspective_coeffs(dst, src), Image.BILINEAR, fillcolor=0
+        (x1 - x0, y1 - y0), Image.Transform.PERSPECTIVE, _perspective_coeffs(dst, src), Image.Resampling.BILINEAR, fillcolor=0
     )
     patch = np.asarray(warped)
     region = frame[y0:y1, x0:x1]

@@ -23,6 +23,9 @@ from kiosk.sim.world import SimWorld
 log = logging.getLogger(__name__)
 
 NORMAL_SKIN_C = 36.6
+# How visitors hold their phones up: the camera presets a queue of people produces in practice
+# (the harsher presets in kiosk.sim.qrframes are for the scanner's benchmark).
+HOW_PHONES_ARE_HELD = ("plain", "large", "rotated", "tilted", "dim")
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,16 @@ class PlatformPhone:
         self._rng = rng
         self._session = requests.Session()
         self._people = self._session.get(f"{self._url}/sim/people", timeout=5).json()
+        self._last_person: str | None = None
 
     def code_for(self, visitor: Visitor) -> str:
         if visitor.colour is None:
             # Looks like a platform code, but the platform never issued it.
             return "HCP1:" + "".join(self._rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(24))
         candidates = [p["id"] for p in self._people if p["colour"] == visitor.colour and p["proxy"] == visitor.proxy]
-        person = self._rng.choice(candidates)
+        # The next in line is someone else (unless there is nobody else of that kind).
+        person = self._rng.choice([c for c in candidates if c != self._last_person] or candidates)
+        self._last_person = person
         answer = self._session.get(
             f"{self._url}/sim/code", params={"person": person, "minutes_ago": visitor.code_minutes_ago}, timeout=5
         )
@@ -101,17 +107,19 @@ class Director:
     """Plays a queue of visitors against a running kiosk; `run()` is the body of its thread."""
 
     def __init__(self, world: SimWorld, phone: PlatformPhone, visitors: list[Visitor],
-                 kiosk_phase: Callable[[], str], outage_s: float = 1.5, step_timeout_s: float = 30.0):
+                 kiosk_phase: Callable[[], str], code_read: Callable[[], bool], outage_s: float = 1.5, step_timeout_s: float = 30.0):
         self.world = world
         self.phone = phone
         self.visitors = visitors
         self._phase = kiosk_phase
+        self._code_read = code_read
         self._outage_s = outage_s
         self._timeout = step_timeout_s
         self.verdicts: queue.Queue = queue.Queue()
         self.served: list[Served] = []
         self.finished = threading.Event()
         self.problem: str | None = None
+        self._rng = random.Random(len(visitors))
 
     def on_decided(self, decided) -> None:
         """Kiosk listener: the verdict a visitor in front of the kiosk sees."""
@@ -126,18 +134,35 @@ class Director:
                 raise TimeoutError(f"kiosk did not reach {wanted!r} within {self._timeout:.0f} s (it is {self._phase()!r})")
             time.sleep(0.01)
 
+    def _verdict(self, code: str, stop: threading.Event):
+        """Wait for the verdict; like a person, hold the phone up again if the kiosk asks for the code."""
+        deadline = time.monotonic() + self._timeout
+        reshown = False
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                return self.verdicts.get(timeout=0.05)
+            except queue.Empty:
+                pass
+            if self._phase() == "prompt_code" and not reshown:
+                self.world.camera.show(code, self._rng.choice(HOW_PHONES_ARE_HELD))
+                reshown = True
+        raise TimeoutError(f"no verdict within {self._timeout:.0f} s (kiosk is {self._phase()!r})")
+
     def _serve(self, visitor: Visitor, stop: threading.Event) -> None:
         world = self.world
         code = self.phone.code_for(visitor)
         self._wait_phase("idle", stop)
-        world.camera.show(code)
+        world.camera.show(code, self._rng.choice(HOW_PHONES_ARE_HELD))
         time.sleep(0.1)
         world.wrist.approach(visitor.skin_c)
         if visitor.unplug_sensor:
-            time.sleep(0.2)
+            # Pull the plug once the kiosk has read the code and is measuring.
+            deadline = time.monotonic() + self._timeout
+            while not self._code_read() and time.monotonic() < deadline and not stop.is_set():
+                time.sleep(0.01)
             log.info("demo: thermometer unplugged")
             world.chip.plugged = False
-        decided = self.verdicts.get(timeout=self._timeout)
+        decided = self._verdict(code, stop)
         self.served.append(Served(visitor, decided.verdict.outcome, tuple(decided.event.reasons),
                                   decided.latency_ms, decided.event.id))
         time.sleep(0.2)
