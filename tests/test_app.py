@@ -1,0 +1,188 @@
+"""The kiosk loop on simulated hardware, case by case: what a visitor sees when something goes wrong.
+
+Each test runs the real kiosk (thermometry, scanner, verifier, event log, screen, lights) on the
+emulated chip, scenario camera and mock pins, against the reference upstream on loopback, and
+plays one short scene from a second thread, the way a visitor or a maintainer would.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from kiosk.app import Kiosk
+from kiosk.config import merged
+from kiosk.parts import build_parts
+from kiosk.sim.demo import demo_config
+from kiosk.sim.upstream import ReferenceUpstream
+from kiosk.sim.world import SimWorld
+
+RED_PIN, GREEN_PIN, RELAY_PIN = 27, 17, 23
+
+
+class Scene:
+    """What the test's scene thread can see and do."""
+
+    def __init__(self, kiosk: Kiosk, world: SimWorld, upstream: ReferenceUpstream):
+        self.kiosk, self.world, self.upstream = kiosk, world, upstream
+        self.decided: list = []
+        self.screens: list = []
+        kiosk.listeners.append(self.decided.append)
+        kiosk.screen_listeners.append(self.screens.append)
+
+    def wait(self, condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; kiosk is {self.kiosk.phase!r}")
+            time.sleep(0.01)
+
+    def code(self, colour: str = "green", person: int = 0) -> str:
+        population = self.upstream.population
+        return population.code_for(population.person_ids(colour=colour, proxy=False)[person])
+
+    def visit(self, payload: str, skin_c: float = 36.6) -> object:
+        """Show a code and a wrist, wait for the verdict, walk away."""
+        self.wait(lambda: self.kiosk.phase == "idle", "the kiosk to be free")
+        count = len(self.decided)
+        self.world.camera.show(payload, "plain")
+        self.world.wrist.approach(skin_c)
+        self.wait(lambda: len(self.decided) > count, "a verdict")
+        self.world.camera.hide()
+        self.world.wrist.leave()
+        time.sleep(0.3)  # the next person steps up a moment later
+        return self.decided[-1]
+
+    def pin(self, number: int) -> bool:
+        return self.world.pin_factory.pin(number).state
+
+
+def run_scene(tmp_path: Path, scene: Callable[[Scene], None], **overrides) -> Scene:
+    upstream = ReferenceUpstream(port=0, data_dir=tmp_path / "upstream").start()
+    try:
+        config = demo_config(tmp_path / "kiosk", upstream.url, headless=True)
+        config = merged(config, overrides, "test")
+        world = SimWorld(config, seed=3)
+        kiosk = Kiosk(config, build_parts(config, world))
+        stage = Scene(kiosk, world, upstream)
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def play(stop: threading.Event) -> None:
+            try:
+                stage.wait(lambda: kiosk.phase == "idle", "the kiosk to start")
+                scene(stage)
+            except BaseException as exc:  # reported on the test's thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        kiosk.parts.extra_threads.append(play)
+        kiosk.run(until=done.is_set)
+        if failure:
+            raise failure[0]
+        return stage
+    finally:
+        upstream.stop()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/platform"
+
+
+def test_unreachable_platform_refuses_and_logs(tmp_path):
+    def scene(s: Scene) -> None:
+        decided = s.visit(s.code("green"))
+        assert decided.verdict.outcome == "REFUSE"
+        assert [str(r) for r in decided.verdict.reasons] == ["cannot_verify"]
+        assert s.kiosk.shown.kind == "refuse" and s.pin(RED_PIN) and not s.pin(RELAY_PIN)
+        assert decided.event.code_colour is None  # nothing claimed about a code nobody verified
+        assert s.kiosk.parts.store.counts()["total"] == 1
+
+    run_scene(tmp_path, scene, platform={"url": closed_port_url(), "timeout_s": 0.3})
+
+
+def test_platform_fallback_out_of_service(tmp_path):
+    def scene(s: Scene) -> None:
+        decided = s.visit(s.code("green"))
+        assert [str(r) for r in decided.verdict.reasons] == ["cannot_verify"]
+        s.wait(lambda: s.kiosk.phase == "out_of_service", "out of service after the platform failed")
+        assert "platform" in (s.kiosk.shown.detail or "")
+
+    run_scene(tmp_path, scene, platform={"url": closed_port_url(), "timeout_s": 0.3, "fallback": "out_of_service"})
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["not a health code", "HCP1:" + "A" * 24, "\u00ff\u00fe binary \u00e9\u00e8", "X" * 1500],
+    ids=["garbage", "forged-looking", "binary", "very-long"],
+)
+def test_bad_qr_content_is_refused_as_unknown(tmp_path, payload):
+    def scene(s: Scene) -> None:
+        decided = s.visit(payload)
+        assert decided.verdict.outcome == "REFUSE"
+        assert [str(r) for r in decided.verdict.reasons] == ["unknown_code"]
+        assert decided.event.code_hash and payload not in decided.event.to_json()
+
+    run_scene(tmp_path, scene)
+
+
+def test_only_a_code_prompts_for_the_wrist_then_gives_up(tmp_path):
+    def scene(s: Scene) -> None:
+        s.world.camera.show(s.code("green"), "plain")
+        s.wait(lambda: s.kiosk.phase == "prompt_wrist", "the prompt to hold a wrist to the sensor", timeout=10)
+        s.wait(lambda: s.kiosk.phase == "idle", "the kiosk to give up", timeout=15)
+        s.world.camera.hide()
+        assert not s.decided and s.kiosk.parts.store.counts()["total"] == 0
+
+    run_scene(tmp_path, scene, kiosk={"prompt_after_s": 1.0, "abandon_after_s": 2.5})
+
+
+def test_only_a_wrist_prompts_for_the_code(tmp_path):
+    def scene(s: Scene) -> None:
+        s.world.wrist.approach(36.6)
+        s.wait(lambda: s.kiosk.phase == "prompt_code", "the prompt to show a code", timeout=10)
+        assert s.kiosk.shown.temperature_c is not None
+        s.world.camera.show(s.code("green"), "plain")
+        s.wait(lambda: bool(s.decided), "a verdict once the code shows up")
+        assert s.decided[0].verdict.outcome == "PASS"
+        s.world.camera.hide()
+        s.world.wrist.leave()
+
+    run_scene(tmp_path, scene, kiosk={"prompt_after_s": 1.0, "abandon_after_s": 8.0})
+
+
+def test_error_flag_puts_the_kiosk_out_of_service_until_it_clears(tmp_path):
+    def scene(s: Scene) -> None:
+        s.world.chip.error_flag = True
+        s.wait(lambda: s.kiosk.phase == "out_of_service", "out of service")
+        assert s.kiosk.shown.kind == "out_of_service" and "thermometer" in s.kiosk.shown.detail
+        assert not s.pin(GREEN_PIN) and not s.pin(RELAY_PIN)
+        # red blinks while out of service
+        seen = set()
+        s.wait(lambda: seen.add(s.pin(RED_PIN)) or len(seen) == 2, "the red light to blink", timeout=5)
+        s.world.chip.error_flag = False
+        s.wait(lambda: s.kiosk.phase == "idle", "recovery")
+        assert s.visit(s.code("green")).verdict.outcome == "PASS"
+
+    run_scene(tmp_path, scene)
+
+
+def test_upstream_down_loses_nothing(tmp_path):
+    def scene(s: Scene) -> None:
+        s.upstream.stop()
+        for person in range(2):
+            s.visit(s.code("red", person))
+        assert s.kiosk.parts.store.counts()["unsent"] == 2
+        s.upstream.start()
+        s.wait(lambda: s.upstream.collector.count() == 2, "the backlog to arrive", timeout=30)
+
+    run_scene(tmp_path, scene, platform={"fallback": "refuse", "timeout_s": 0.3})
