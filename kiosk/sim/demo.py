@@ -13,7 +13,6 @@ import random
 import resource
 import statistics
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
