@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from kiosk.codes.platform import PlatformVerifier
+from kiosk.codes.router import CodeRouter
 from kiosk.config import Config
 from kiosk.decision import Policy, Verdict, decide
 from kiosk.display.lights import Lights
@@ -28,6 +28,7 @@ from kiosk.sensors.reader import CodeReader, SeenCode
 from kiosk.sensors.thermometry import Thermometry
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
+from kiosk.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Decided:
 class KioskParts:
     thermometry: Thermometry
     reader: CodeReader
-    verifier: PlatformVerifier
+    verifier: CodeRouter
     store: EventStore
     uploader: Uploader
     screen: Screen
@@ -78,11 +79,13 @@ class Kiosk:
         parts: KioskParts,
         utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         clock: Callable[[], float] = time.monotonic,
+        watchdog: Watchdog | None = None,
     ):
         self.config = config
         self.parts = parts
         self.policy = Policy.from_config(config)
         self._utcnow = utcnow
+        self.watchdog = watchdog or Watchdog()
         self._clock = clock
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decide")
         self._stop = threading.Event()
@@ -107,6 +110,7 @@ class Kiosk:
             self._threads.append(thread)
         self._show(ScreenState(kind="idle"))
         self.parts.lights.show_idle()
+        self.watchdog.ready()
 
     def stop(self) -> None:
         self._stop.set()
@@ -117,6 +121,7 @@ class Kiosk:
         return self._stop.is_set()
 
     def close(self) -> None:
+        self.watchdog.stopping()
         self.stop()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -124,6 +129,7 @@ class Kiosk:
         self.parts.lights.close()
         self.parts.screen.close()
         self.parts.store.close()
+        self.parts.verifier.close()
 
     @property
     def shown(self) -> ScreenState | None:
@@ -142,6 +148,7 @@ class Kiosk:
                 if not self.parts.screen.pump():
                     break
                 self.tick()
+                self.watchdog.pet()  # only a loop that keeps turning keeps systemd from restarting it
                 self._wake.wait(BUSY_TICK_S if self._visit else idle_tick)
                 self._wake.clear()
         finally:
@@ -232,6 +239,13 @@ class Kiosk:
             kind = "prompt_wrist" if visit.code else "prompt_code"
         else:
             kind = "measuring"
+        thermometry = self.parts.thermometry.snapshot()
+        if visit.temperature is None and thermometry.phase == "measuring":
+            # The thermometry says what the visitor at the sensor should hear now.
+            if thermometry.attempt > 1:
+                kind = "measuring_again"
+            elif thermometry.hold_still:
+                kind = "hold_still"
         self.phase = kind
         temperature = visit.temperature.celsius if visit.temperature else None
         self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None))
@@ -248,12 +262,19 @@ class Kiosk:
             decision=verdict.outcome,
             reasons=tuple(str(reason) for reason in verdict.reasons),
             temperature_c=visit.temperature.celsius,
+            temperature_readings_c=visit.temperature.readings,
+            skin_c=visit.temperature.skin_c,
+            ambient_c=visit.temperature.ambient_c,
+            temperature_site=visit.temperature.site,
+            temperature_fault=visit.temperature.fault,
             code_colour=code.colour if code.verified else None,
             code_hash=code.code_hash,
             code_scheme=code.scheme,
             proxy=code.proxy,
         )
-        self.parts.store.append(event)
+        event = self.parts.store.append(event)  # committed and fsynced (with its seq): now it may be shown
+        if verdict.passed:
+            self.parts.verifier.accepted(code)  # the replay guard now refuses this code for a while
         self.parts.uploader.wake()
         self._wake.set()
         return verdict, event, code

@@ -16,9 +16,12 @@ EXIT_USAGE = 2
 
 EPILOG = """examples:
   kiosk check-config /etc/kiosk/config.toml
+  kiosk calibrate --reference 37.0
   kiosk demo --headless --visitors 10 --screenshots /tmp/screens
   kiosk scan photo1.png photo2.jpg
+  kiosk verify --at 2021-06-01T12:00:00Z --trust-cert signer.pem 'HC1:6BFOXN...'
   kiosk upstream --port 8470
+  kiosk status --json
   kiosk run --config /etc/kiosk/config.toml
 """
 
@@ -89,11 +92,54 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from kiosk.codes.commands import cmd_verify as verify
+
+    return verify(args)
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from kiosk.codes.commands import cmd_trust as trust
+
+    return trust(args)
+
+
 def cmd_upstream(args: argparse.Namespace) -> int:
     from kiosk.sim.upstream import serve
 
-    serve(args.port, args.data_dir)
+    serve(args.port, args.data_dir, tls_cert=args.tls_cert, tls_key=args.tls_key)
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kiosk.status import run_status
+
+    return run_status(_config_or_exit(args.config), args.json, sys.stdout)
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from kiosk.selftest import as_dicts, as_table, run_selftest
+
+    checks = run_selftest(_config_or_exit(args.config))
+    print(json.dumps(as_dicts(checks), ensure_ascii=False) if args.json else as_table(checks))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kiosk.export import export, parse_moment
+
+    config = _config_or_exit(args.config)
+    since = parse_moment(args.since) if args.since else None
+    until = parse_moment(args.until) if args.until else None
+    count = export(config.store_path, sys.stdout, args.format, since, until)
+    print(f"{count} event(s) exported", file=sys.stderr)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from kiosk.calibration import run
+
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,15 +177,53 @@ def build_parser() -> argparse.ArgumentParser:
                   "kiosk check-config /etc/kiosk/config.toml")
     sub.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG_PATH)
 
+    sub = command("calibrate", cmd_calibrate,
+                  "set the thermometer's offset against a reference source (or read/write its emissivity)",
+                  "kiosk calibrate --reference 37.0 --config /etc/kiosk/config.toml")
+    from kiosk.calibration import add_arguments as add_calibrate_arguments
+
+    add_calibrate_arguments(sub, DEFAULT_CONFIG_PATH)
+
     sub = command("scan", cmd_scan, "decode the QR codes in image files; one JSON line per image",
                   "kiosk scan photo1.png photo2.jpg")
     sub.add_argument("images", nargs="+")
     sub.add_argument("--decoder", choices=["zxing", "pyzbar"], default="zxing")
 
+    sub = command("selftest", cmd_selftest, "test each part in turn (lights, buzzer, relay, thermometer, camera, "
+                  "platform, collector); exit 1 if any fails. Stop the service first.",
+                  "sudo systemctl stop kiosk && sudo -u kiosk sh -c 'cd /var/lib/kiosk && exec kiosk selftest'; sudo systemctl start kiosk")
+    sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    sub.add_argument("--json", action="store_true", help="one JSON list instead of the table")
+
+    sub = command("export", cmd_export, "write the event log (or a time range of it) as CSV or JSON lines to stdout",
+                  "kiosk export --since 2026-11-26 --until 2026-11-27 --format csv > events.csv")
+    sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    sub.add_argument("--since", help="ISO 8601 date or time, inclusive (UTC unless it says otherwise)")
+    sub.add_argument("--until", help="ISO 8601 date or time, exclusive")
+    sub.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+
+    from kiosk.codes.commands import add_trust_arguments, add_verify_arguments
+
+    sub = command("verify", cmd_verify, "check one health code as the kiosk would; one JSON line, exit 0 whatever the verdict",
+                  "kiosk verify --at 2021-06-01T12:00:00Z --trust-cert signer.pem 'HC1:6BFOXN...'")
+    add_verify_arguments(sub)
+
+    sub = command("trust", cmd_trust, "show what the kiosk trusts for offline certificates and how old the list is",
+                  "kiosk trust --refresh --config /etc/kiosk/config.toml")
+    add_trust_arguments(sub)
+
     sub = command("upstream", cmd_upstream, "run the reference platform and log collector on loopback",
                   "kiosk upstream --port 8470 --data-dir /tmp/upstream")
     sub.add_argument("--port", type=int, default=8470)
     sub.add_argument("--data-dir", type=Path, default=Path("upstream-data"))
+    sub.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (and --tls-key)")
+    sub.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
+
+    sub = command("status", cmd_status, "show the upload backlog, the oldest unsent event, the last upload "
+                  "and the last error (read from the event log; the daemon may be running)",
+                  "kiosk status --config /etc/kiosk/config.toml --json")
+    sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    sub.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     return parser
 
 

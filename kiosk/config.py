@@ -6,11 +6,14 @@ Errors are reported one per line with the full key path: ``thermometer.fever_c: 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from kiosk.errors import ConfigError
 
@@ -45,14 +48,34 @@ class ThermometerSection(Section):
     i2c_address: Annotated[int, Field(ge=0x03, le=0x77)] = 0x5A
     sample_hz: Annotated[float, Field(ge=1, le=50)] = 20.0
     presence_c: Annotated[float, Field(ge=25, le=34)] = 30.0
-    stable_window_s: Annotated[float, Field(ge=0.1, le=5)] = 0.4
-    stable_tolerance_c: Annotated[float, Field(ge=0.02, le=1.0)] = 0.2
+    presence_rise_c: Annotated[float, Field(ge=0.3, le=10)] = 1.0
+    stable_window_s: Annotated[float, Field(ge=0.1, le=5)] = 0.3
+    stable_tolerance_c: Annotated[float, Field(ge=0.02, le=1.0)] = 0.1
+    hold_still_after_s: Annotated[float, Field(ge=0.3, le=15)] = 1.5
     max_settle_s: Annotated[float, Field(ge=0.5, le=20)] = 4.0
+    remeasure_wait_s: Annotated[float, Field(ge=1, le=15)] = 5.0
+    site: Literal["wrist", "forehead"] = "wrist"
+    wrist_k: Annotated[float, Field(ge=0, le=0.3)] = 0.030
+    forehead_k: Annotated[float, Field(ge=0, le=0.3)] = 0.038
     offset_c: Annotated[float, Field(ge=-5, le=5)] = 0.0
+    calibration_limit_c: Annotated[float, Field(ge=0.1, le=5)] = 1.0
     fever_c: Annotated[float, Field(ge=35, le=42)] = 37.3
     cold_floor_c: Annotated[float, Field(ge=30, le=36.5)] = 35.5
     plausible_max_c: Annotated[float, Field(ge=40, le=60)] = 45.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+    retry_pause_s: Annotated[float, Field(ge=0, le=0.5)] = 0.02
+    read_pause_s: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    max_read_s: Annotated[float, Field(ge=0.01, le=2)] = 0.1
+    stuck_after_s: Annotated[float, Field(ge=2, le=600)] = 10.0
     retry_after_s: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+
+    @model_validator(mode="after")
+    def _settling_order(self) -> "ThermometerSection":
+        if not self.stable_window_s < self.hold_still_after_s < self.max_settle_s:
+            raise ValueError("stable_window_s < hold_still_after_s < max_settle_s must hold")
+        if self.stable_window_s * self.sample_hz < 3:
+            raise ValueError("stable_window_s * sample_hz must be at least 3 (a window of 4 readings or more)")
+        return self
 
 
 class CameraSection(Section):
@@ -72,6 +95,83 @@ class PlatformSection(Section):
     max_proxy_code_age_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 86400.0
     clock_skew_s: Annotated[float, Field(ge=0, le=300)] = 10.0
     fallback: Literal["refuse", "out_of_service"] = "refuse"
+    breaker_failures: Annotated[int, Field(ge=1, le=100)] = 3
+    breaker_cooldown_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+
+
+PlatformColour = Literal["green", "yellow", "red"]
+
+
+class OtherPlatform(Section):
+    """A platform of another region whose codes this kiosk recognises, picked by the code's form."""
+
+    name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
+    prefix: Annotated[str, Field(max_length=64)] = ""
+    pattern: Annotated[str, Field(max_length=256)] = ""
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    token: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _prefix_or_pattern(self) -> "OtherPlatform":
+        if bool(self.prefix) == bool(self.pattern):
+            raise ValueError("give exactly one of prefix and pattern")
+        if self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a regular expression: {exc}") from None
+        return self
+
+
+class CodesSection(Section):
+    platforms: tuple[OtherPlatform, ...] = ()
+    replay_window_s: Annotated[float, Field(ge=0, le=7 * 86400)] = 300.0
+    replay_store: Literal["sqlite", "memory"] = "sqlite"
+    clock_check: Literal["auto", "kernel", "timesyncd", "off"] = "auto"
+    unsynchronised_clock: Literal["refuse", "accept"] = "refuse"
+    dcc_vaccinated: PlatformColour = "green"
+    dcc_partly_vaccinated: PlatformColour = "yellow"
+    dcc_recovered: PlatformColour = "green"
+    dcc_negative_test: PlatformColour = "green"
+    dcc_positive_test: PlatformColour = "red"
+    shc_card: PlatformColour = "green"
+    test_within_h: Annotated[float, Field(ge=0, le=30 * 24)] = 0.0
+
+
+def _public_key_problem(text: str) -> str | None:
+    """Why ``text`` is not a PEM or base64 DER public key of a kind that signs trust lists."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+
+    try:
+        if "-----BEGIN" in text:
+            key = load_pem_public_key(text.encode("ascii"))
+        else:
+            key = load_der_public_key(base64.b64decode(text, validate=True))
+    except (ValueError, TypeError, UnicodeEncodeError, binascii.Error):
+        return "not a PEM or base64 DER public key"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return None
+    return "must be an Ed25519 or ECDSA P-256 public key"
+
+
+class TrustSection(Section):
+    url: Annotated[str, Field(pattern=r"^https?://")] = "http://127.0.0.1:8470/trust/list"
+    operator_key: Annotated[str, Field(max_length=4096)] = ""
+    max_age_h: Annotated[float, Field(gt=0, le=90 * 24)] = 72.0
+    stale: Literal["refuse", "accept"] = "refuse"
+    refresh_s: Annotated[float, Field(ge=10, le=86400)] = 3600.0
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    @field_validator("operator_key")
+    @classmethod
+    def _key_parses(cls, value: str) -> str:
+        problem = _public_key_problem(value.strip()) if value.strip() else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class UpstreamSection(Section):
@@ -81,6 +181,12 @@ class UpstreamSection(Section):
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 200
     interval_s: Annotated[float, Field(ge=0.1, le=3600)] = 2.0
     gzip: bool = True
+    ca_bundle: str = ""
+    max_batch_bytes: Annotated[int, Field(ge=4096, le=8 * 1024 * 1024)] = 1024 * 1024
+    max_retry_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    urgent_reasons: tuple[Annotated[str, Field(pattern=r"^[a-z_]+$")], ...] = ("yellow_code", "red_code", "fever")
+    retention_days: Annotated[float, Field(ge=1, le=3650)] = 30.0
+    min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 200
 
 
 class LightsSection(Section):
@@ -107,6 +213,7 @@ class ScreenSection(Section):
     height: Annotated[int, Field(ge=240, le=2160)] = 480
     fps: Annotated[float, Field(ge=5, le=60)] = 30.0
     font: str = ""
+    temperature_unit: Literal["C", "F"] = "C"
 
 
 class Config(Section):
@@ -117,6 +224,8 @@ class Config(Section):
     upstream: UpstreamSection = UpstreamSection()
     lights: LightsSection = LightsSection()
     screen: ScreenSection = ScreenSection()
+    codes: CodesSection = CodesSection()
+    trust: TrustSection = TrustSection()
 
     @property
     def store_path(self) -> Path:
@@ -125,6 +234,14 @@ class Config(Section):
     @property
     def secret_path(self) -> Path:
         return self.kiosk.data_dir / "install.key"
+
+    @property
+    def trust_list_path(self) -> Path:
+        return self.kiosk.data_dir / "trust-list.json"
+
+    @property
+    def replay_path(self) -> Path:
+        return self.kiosk.data_dir / "replay.db"
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -26,6 +26,22 @@ class Reason(StrEnum):
     RED_CODE = "red_code"
     YELLOW_CODE = "yellow_code"
     STALE_CODE = "stale_code"
+    # Signed credentials (EU DCC, SMART Health Cards) and the checks around every code.
+    MALFORMED_CODE = "malformed_code"
+    INCOMPLETE_CODE = "incomplete_code"
+    INVALID_SIGNATURE = "invalid_signature"
+    UNTRUSTED_ISSUER = "untrusted_issuer"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    REVOKED = "revoked"
+    REPLAYED = "replayed"
+    TRUST_LIST_STALE = "trust_list_stale"
+    CLOCK_UNSYNCHRONISED = "clock_unsynchronised"
+    TEST_REQUIRED = "test_required"
+
+
+# Codes whose validity comes from a signature and an expiry date, not from a dynamic generation time.
+OFFLINE_SCHEMES = frozenset({"dcc", "shc"})
 
 
 Outcome = Literal["PASS", "REFUSE"]
@@ -38,6 +54,8 @@ class Policy:
     max_code_age: timedelta = timedelta(seconds=90)
     max_proxy_code_age: timedelta = timedelta(hours=24)
     clock_skew: timedelta = timedelta(seconds=10)
+    # When set, a negative nucleic-acid test no older than this is required (None: no test rule).
+    test_within: timedelta | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> "Policy":
@@ -47,6 +65,7 @@ class Policy:
             max_code_age=timedelta(seconds=config.platform.max_code_age_s),
             max_proxy_code_age=timedelta(seconds=config.platform.max_proxy_code_age_s),
             clock_skew=timedelta(seconds=config.platform.clock_skew_s),
+            test_within=timedelta(hours=config.codes.test_within_h) if config.codes.test_within_h else None,
         )
 
 
@@ -70,25 +89,38 @@ def _temperature_reasons(temperature: TemperatureResult, policy: Policy) -> list
     return []
 
 
-def _code_reasons(code: CodeResult, policy: Policy, now: datetime) -> list[Reason]:
+def _verifier_reason(value: str) -> Reason:
+    try:
+        return Reason(value)
+    except ValueError:  # a reason this version does not know: still a refusal
+        return Reason.CANNOT_VERIFY
+
+
+def code_reasons(code: CodeResult, policy: Policy, now: datetime) -> list[Reason]:
+    """Every reason the code alone refuses entry: the verifier's own first, then colour, freshness, test."""
+    reasons = [_verifier_reason(value) for value in code.reasons]
     if not code.verified:
-        return [Reason.CANNOT_VERIFY]
+        return reasons or [Reason.CANNOT_VERIFY]
     if code.colour not in ("green", "yellow", "red"):
-        return [Reason.UNKNOWN_CODE]
-    reasons: list[Reason] = []
+        return reasons or [Reason.UNKNOWN_CODE]
     if code.colour == "red":
         reasons.append(Reason.RED_CODE)
     elif code.colour == "yellow":
         reasons.append(Reason.YELLOW_CODE)
-    # A dynamic code without a generation time cannot be shown to be fresh.
-    max_age = policy.max_proxy_code_age if code.proxy else policy.max_code_age
-    if code.generated_at is None:
-        reasons.append(Reason.STALE_CODE)
-    else:
-        age = now - code.generated_at
-        if age > max_age or age < -policy.clock_skew:
+    if code.scheme not in OFFLINE_SCHEMES:
+        # A dynamic code without a generation time cannot be shown to be fresh.
+        max_age = policy.max_proxy_code_age if code.proxy else policy.max_code_age
+        if code.generated_at is None:
             reasons.append(Reason.STALE_CODE)
-    return reasons
+        else:
+            age = now - code.generated_at
+            if age > max_age or age < -policy.clock_skew:
+                reasons.append(Reason.STALE_CODE)
+    if policy.test_within is not None:
+        tested = code.tested_at
+        if tested is None or now - tested > policy.test_within or tested - now > policy.clock_skew:
+            reasons.append(Reason.TEST_REQUIRED)
+    return list(dict.fromkeys(reasons))
 
 
 def decide(temperature: TemperatureResult, code: CodeResult, policy: Policy, now: datetime) -> Verdict:
@@ -96,5 +128,5 @@ def decide(temperature: TemperatureResult, code: CodeResult, policy: Policy, now
     with every reason that applies, the temperature's first."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    reasons = _temperature_reasons(temperature, policy) + _code_reasons(code, policy, now)
+    reasons = _temperature_reasons(temperature, policy) + code_reasons(code, policy, now)
     return Verdict("REFUSE", tuple(reasons)) if reasons else Verdict("PASS", ())

@@ -30,10 +30,31 @@ class Event:
     code_scheme: str | None = None
     proxy: bool = False
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The temperature behind ``temperature_c`` (all °C): every body estimate taken (two when a
+    # raised first reading was measured again), the skin and room readings, the measuring site,
+    # and why the thermometer could not be trusted when ``temperature_c`` is null.
+    temperature_readings_c: tuple[float, ...] = ()
+    skin_c: float | None = None
+    ambient_c: float | None = None
+    temperature_site: str | None = None
+    temperature_fault: str | None = None
+    # Set by the event log when the event is committed: this kiosk's sequence number, strictly
+    # increasing and never reused, so the collector can order events whatever their clock said.
+    seq: int | None = None
+    # "decision" for a PASS/REFUSE; "loss" and "clock" are the kiosk's own records (see
+    # docs/upload-protocol.md), with their facts in ``detail``.
+    kind: str = "decision"
+    # The clock's state when the event was made: whether it was synchronised (None: unknown), the
+    # seconds since boot and the boot's id, so the collector can correct an unsynchronised time.
+    clock_synced: bool | None = None
+    uptime_s: float | None = None
+    boot_id: str | None = None
+    detail: dict[str, Any] | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["reasons"] = list(self.reasons)
+        data["temperature_readings_c"] = list(self.temperature_readings_c)
         return data
 
     def to_json(self) -> str:
@@ -43,4 +64,5 @@ class Event:
     def from_dict(cls, data: dict[str, Any]) -> "Event":
         values = dict(data)
         values["reasons"] = tuple(values.get("reasons", ()))
+        values["temperature_readings_c"] = tuple(values.get("temperature_readings_c", ()))
         return cls(**values)

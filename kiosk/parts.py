@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from kiosk.app import KioskParts
 from kiosk.codes.hashing import CodeHasher, load_or_create_secret
-from kiosk.codes.platform import PlatformVerifier
+from kiosk.codes.router import build_router
+from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config
 from kiosk.display.lights import Lights
 from kiosk.display.screen import Screen
@@ -20,9 +21,7 @@ from kiosk.sensors.reader import CodeReader
 from kiosk.sensors.scanner import Scanner
 from kiosk.sensors.thermometer import Thermometer, open_i2c_bus
 from kiosk.sensors.thermometry import Thermometry
-from kiosk.sync.client import UpstreamClient
-from kiosk.sync.store import EventStore
-from kiosk.sync.uploader import Uploader
+from kiosk.sync import open_sync
 
 if TYPE_CHECKING:
     from kiosk.sim.world import SimWorld
@@ -39,7 +38,7 @@ def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
         bus = _needs_world(world, "thermometer.driver").bus
     else:
         bus = open_i2c_bus()
-    thermometer = Thermometer(bus, config.thermometer.i2c_address, config.thermometer.plausible_max_c)
+    thermometer = Thermometer.from_config(bus, config.thermometer)
 
     scenario = _needs_world(world, "camera.driver").camera if config.camera.driver == "sim" else None
     camera = open_camera(config.camera, scenario_source=scenario)
@@ -47,15 +46,18 @@ def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
     pin_factory = world.pin_factory if (world is not None and config.lights.driver == "mock") else None
 
     hasher = CodeHasher(load_or_create_secret(config.secret_path))
-    store = EventStore(config.store_path)
-    client = UpstreamClient(config.upstream)
+    store, uploader = open_sync(config)
+    # Every scheme behind one verify(payload): platform lookups, EU DCC, SMART Health Cards.
+    verifier = build_router(config, hasher)
     kiosk_parts = KioskParts(
         thermometry=Thermometry(thermometer, config.thermometer),
         reader=CodeReader(camera, Scanner(config.camera.decoder), config.camera.fps),
-        verifier=PlatformVerifier(config.platform, hasher),
+        verifier=verifier,
         store=store,
-        uploader=Uploader(store, client, config.upstream),
+        uploader=uploader,
         screen=Screen(config.screen, config.kiosk.language),
         lights=Lights(config.lights, pin_factory=pin_factory),
     )
+    if isinstance(verifier.trust, TrustListKeeper):
+        kiosk_parts.extra_threads.append(verifier.trust.run)  # keeps the trust list current
     return kiosk_parts

@@ -16,17 +16,42 @@ Colour = Literal["green", "yellow", "red", "unknown"]
 class TemperatureResult:
     """One settled measurement, or the reason there is none.
 
-    ``celsius`` is the temperature the rules are applied to (offset included), rounded to 0.1 °C;
-    it is None exactly when ``fault`` says why the sensor could not be trusted.
+    ``celsius`` is the temperature the rules are applied to: the body temperature estimated from
+    the skin reading (calibration offset included) by the site's model, rounded to 0.1 °C; it is
+    None exactly when ``fault`` says why the sensor could not be trusted.
+    ``readings`` holds every body estimate taken, in order: two when a raised first reading was
+    measured again (``celsius`` is then the second). ``skin_c`` and ``ambient_c`` are the sensor's
+    object and room readings behind ``celsius``; ``site`` is where it was measured.
     """
 
     celsius: float | None
     fault: str | None = None
     samples: int = 0
+    readings: tuple[float, ...] = ()
+    skin_c: float | None = None
+    ambient_c: float | None = None
+    site: str | None = None
 
     @classmethod
-    def measured(cls, celsius: float, samples: int = 0) -> "TemperatureResult":
-        return cls(celsius=round(celsius, 1), samples=samples)
+    def measured(
+        cls,
+        celsius: float,
+        samples: int = 0,
+        *,
+        readings: tuple[float, ...] = (),
+        skin_c: float | None = None,
+        ambient_c: float | None = None,
+        site: str | None = None,
+    ) -> "TemperatureResult":
+        rounded = round(celsius, 1)
+        return cls(
+            celsius=rounded,
+            samples=samples,
+            readings=tuple(round(r, 1) for r in readings) or (rounded,),
+            skin_c=None if skin_c is None else round(skin_c, 2),
+            ambient_c=None if ambient_c is None else round(ambient_c, 2),
+            site=site,
+        )
 
     @classmethod
     def failed(cls, fault: str) -> "TemperatureResult":
@@ -35,7 +60,7 @@ class TemperatureResult:
 
 @dataclass(frozen=True)
 class CodeResult:
-    """What the issuing platform (or, later, a verified signature) says about a scanned code.
+    """What the issuing platform (or a verified signature) says about a scanned code.
 
     ``verified`` is False when the platform could not be asked or its answer made no sense;
     ``colour`` then is "unknown" and ``problem`` says what went wrong, for the daemon's log.
@@ -50,3 +75,12 @@ class CodeResult:
     proxy: bool = False
     scheme: str = "platform"
     problem: str | None = None
+    # Why the verifier refuses the code (``kiosk.decision.Reason`` values, e.g. "invalid_signature");
+    # empty when it found nothing wrong. The decision refuses on any of them.
+    reasons: tuple[str, ...] = ()
+    # Who vouches for the code (the platform's name, a DCC country, a SMART Health Card issuer URL).
+    issuer: str | None = None
+    # When a signed credential stops being valid (None: no expiry, or a platform code).
+    expires: datetime | None = None
+    # The sample time of the holder's latest negative nucleic-acid test, if the code reports one.
+    tested_at: datetime | None = None

@@ -8,87 +8,12 @@ plays one short scene from a second thread, the way a visitor or a maintainer wo
 from __future__ import annotations
 
 import socket
-import threading
-import time
-from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from kiosk.app import Kiosk
-from kiosk.config import merged
-from kiosk.parts import build_parts
-from kiosk.sim.demo import demo_config
-from kiosk.sim.upstream import ReferenceUpstream
-from kiosk.sim.world import SimWorld
+from scene import Scene, run_scene
 
 RED_PIN, GREEN_PIN, RELAY_PIN = 27, 17, 23
-
-
-class Scene:
-    """What the test's scene thread can see and do."""
-
-    def __init__(self, kiosk: Kiosk, world: SimWorld, upstream: ReferenceUpstream):
-        self.kiosk, self.world, self.upstream = kiosk, world, upstream
-        self.decided: list = []
-        self.screens: list = []
-        kiosk.listeners.append(self.decided.append)
-        kiosk.screen_listeners.append(self.screens.append)
-
-    def wait(self, condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; kiosk is {self.kiosk.phase!r}")
-            time.sleep(0.01)
-
-    def code(self, colour: str = "green", person: int = 0) -> str:
-        population = self.upstream.population
-        return population.code_for(population.person_ids(colour=colour, proxy=False)[person])
-
-    def visit(self, payload: str, skin_c: float = 36.6) -> object:
-        """Show a code and a wrist, wait for the verdict, walk away."""
-        self.wait(lambda: self.kiosk.phase == "idle", "the kiosk to be free")
-        count = len(self.decided)
-        self.world.camera.show(payload, "plain")
-        self.world.wrist.approach(skin_c)
-        self.wait(lambda: len(self.decided) > count, "a verdict")
-        self.world.camera.hide()
-        self.world.wrist.leave()
-        time.sleep(0.3)  # the next person steps up a moment later
-        return self.decided[-1]
-
-    def pin(self, number: int) -> bool:
-        return self.world.pin_factory.pin(number).state
-
-
-def run_scene(tmp_path: Path, scene: Callable[[Scene], None], **overrides) -> Scene:
-    upstream = ReferenceUpstream(port=0, data_dir=tmp_path / "upstream").start()
-    try:
-        config = demo_config(tmp_path / "kiosk", upstream.url, headless=True)
-        config = merged(config, overrides, "test")
-        world = SimWorld(config, seed=3)
-        kiosk = Kiosk(config, build_parts(config, world))
-        stage = Scene(kiosk, world, upstream)
-        failure: list[BaseException] = []
-        done = threading.Event()
-
-        def play(stop: threading.Event) -> None:
-            try:
-                stage.wait(lambda: kiosk.phase == "idle", "the kiosk to start")
-                scene(stage)
-            except BaseException as exc:  # reported on the test's thread
-                failure.append(exc)
-            finally:
-                done.set()
-
-        kiosk.parts.extra_threads.append(play)
-        kiosk.run(until=done.is_set)
-        if failure:
-            raise failure[0]
-        return stage
-    finally:
-        upstream.stop()
 
 
 def closed_port_url() -> str:

@@ -22,9 +22,12 @@ TEMPERATURES = {
 }
 
 
-def code(colour="green", age_s=5.0, verified=True, generated=True, proxy=False):
+def code(colour="green", age_s=5.0, verified=True, generated=True, proxy=False, scheme="platform", reasons=(),
+         tested_h=None):
     generated_at = NOW - timedelta(seconds=age_s) if generated else None
-    return CodeResult(verified=verified, colour=colour, code_hash="h", generated_at=generated_at, proxy=proxy)
+    tested_at = NOW - timedelta(hours=tested_h) if tested_h is not None else None
+    return CodeResult(verified=verified, colour=colour, code_hash="h", generated_at=generated_at, proxy=proxy,
+                      scheme=scheme, reasons=reasons, tested_at=tested_at)
 
 
 CODES = {
@@ -43,6 +46,22 @@ CODES = {
     "no_generation_time": (code("green", generated=False), [Reason.STALE_CODE]),
     "unverified": (code("unknown", verified=False, generated=False), [Reason.CANNOT_VERIFY]),
     "unverified_claims_green": (code("green", verified=False), [Reason.CANNOT_VERIFY]),
+    # Signed certificates carry no generation time: their validity is the verifier's iat/exp check.
+    "dcc_green": (code("green", generated=False, scheme="dcc"), []),
+    "shc_green": (code("green", generated=False, scheme="shc"), []),
+    "dcc_positive_test": (code("red", generated=False, scheme="dcc"), [Reason.RED_CODE]),
+    "dcc_expired": (code("unknown", generated=False, scheme="dcc", reasons=("expired",)), [Reason.EXPIRED]),
+    "shc_revoked": (code("unknown", generated=False, scheme="shc", reasons=("revoked",)), [Reason.REVOKED]),
+    "forged": (code("unknown", generated=False, scheme="dcc", reasons=("invalid_signature",)),
+               [Reason.INVALID_SIGNATURE]),
+    "stale_trust_list_red": (code("red", generated=False, scheme="dcc", reasons=("trust_list_stale",)),
+                             [Reason.TRUST_LIST_STALE, Reason.RED_CODE]),
+    "clock_and_expiry": (code("unknown", generated=False, scheme="shc", reasons=("clock_unsynchronised", "expired")),
+                         [Reason.CLOCK_UNSYNCHRONISED, Reason.EXPIRED]),
+    "replayed_screenshot": (code("green", reasons=("replayed",)), [Reason.REPLAYED]),
+    "reason_from_a_newer_version": (code("green", reasons=("something_new",)), [Reason.CANNOT_VERIFY]),
+    "unreachable_with_reason": (code("unknown", verified=False, generated=False, reasons=("trust_list_stale",)),
+                                [Reason.TRUST_LIST_STALE]),
 }
 
 
@@ -63,7 +82,8 @@ def test_only_green_normal_fresh_passes():
         for t, c in product(TEMPERATURES, CODES)
         if decide(TEMPERATURES[t][0], CODES[c][0], POLICY, NOW).passed
     ]
-    assert {c for _, c in passing} <= {"green", "edge_of_age", "future_within_skew", "proxy_printed_this_morning"}
+    assert {c for _, c in passing} <= {"green", "edge_of_age", "future_within_skew", "proxy_printed_this_morning",
+                                       "dcc_green", "shc_green"}
     assert {t for t, _ in passing} <= {"normal", "just_warm_enough"}
 
 
@@ -83,3 +103,34 @@ def test_policy_threshold_comes_from_config():
 def test_naive_clock_is_a_programming_error():
     with pytest.raises(ValueError):
         decide(TemperatureResult.measured(36.6), code(), POLICY, datetime(2026, 1, 1))
+
+
+def test_every_reason_has_a_row_in_the_table():
+    """Each reason the kiosk can give shows up in some combination above (or in the test rule below)."""
+    seen = {reason for _, reasons in TEMPERATURES.values() for reason in reasons}
+    seen |= {reason for _, reasons in CODES.values() for reason in reasons}
+    assert set(Reason) - seen <= {Reason.TEST_REQUIRED, Reason.MALFORMED_CODE, Reason.INCOMPLETE_CODE,
+                                  Reason.UNTRUSTED_ISSUER, Reason.NOT_YET_VALID}
+    for value in ("malformed_code", "incomplete_code", "untrusted_issuer", "not_yet_valid"):
+        verdict = decide(TemperatureResult.measured(36.6), code("unknown", scheme="dcc", reasons=(value,)), POLICY, NOW)
+        assert verdict.reasons == (Reason(value),)
+
+
+@pytest.mark.parametrize(
+    ("tested_h", "expected"),
+    [(None, (Reason.TEST_REQUIRED,)), (47.9, ()), (48.1, (Reason.TEST_REQUIRED,)), (-0.001, ()), (-1, (Reason.TEST_REQUIRED,))],
+    ids=["no-test", "within", "too-old", "future-within-skew", "future-beyond-skew"],
+)
+def test_test_rule(tested_h, expected):
+    strict = Policy(test_within=timedelta(hours=48), clock_skew=timedelta(seconds=10))
+    verdict = decide(TemperatureResult.measured(36.6), code("green", tested_h=tested_h), strict, NOW)
+    assert verdict.reasons == expected
+    # Off by default: the same code passes whatever its test.
+    assert decide(TemperatureResult.measured(36.6), code("green", tested_h=tested_h), POLICY, NOW).passed
+
+
+def test_test_rule_comes_from_config():
+    from kiosk.config import parse
+
+    assert Policy.from_config(parse({})).test_within is None
+    assert Policy.from_config(parse({"codes": {"test_within_h": 72}})).test_within == timedelta(hours=72)

@@ -431,3 +431,101 @@ def test_recovers_after_a_fault(platform: PlatformStub, verifier: PlatformVerifi
     assert verifier.verify(population.code_for("p01")).verified is False
     platform.mode = "normal"
     assert verifier.verify(population.code_for("p01")).colour == "green"
+
+
+# -- hardening: pending status, test times, size cap, circuit breaker ------------------------------
+
+
+def test_pending_status_is_refused_as_unknown(platform: PlatformStub, verifier: PlatformVerifier) -> None:
+    platform.mode = "raw"
+    platform.raw = b'{"status": "pending"}'
+    result = verifier.verify("HCP1:ANYTHING")
+    assert result.verified is True and result.colour == "unknown" and "pending" in result.problem
+    assert verdict(result) == ("REFUSE", (Reason.UNKNOWN_CODE,))
+
+
+def test_platform_reports_the_latest_negative_test(
+    population: Population, verifier: PlatformVerifier
+) -> None:
+    population.set_test("p01", NOW - timedelta(hours=30))
+    result = verifier.verify(population.code_for("p01"))
+    assert result.tested_at == NOW - timedelta(hours=30) and result.issuer == "platform"
+    population.set_test("p01", NOW - timedelta(hours=3), "pending")
+    assert verifier.verify(population.code_for("p01")).tested_at is None  # only a negative result counts
+    assert verifier.verify(population.code_for("p02")).tested_at is None  # no test on record
+
+
+def test_oversized_answer_is_cut_off(platform: PlatformStub, verifier: PlatformVerifier) -> None:
+    platform.mode = "raw"
+    platform.raw = b'{"status": "ok", "pad": "' + b"x" * (70 * 1024) + b'"}'
+    result = verifier.verify("HCP1:ANYTHING")
+    assert result.verified is False and "larger than" in result.problem
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_after_repeated_failures_then_closes(
+    platform: PlatformStub, population: Population, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = Ticks()
+    section = PlatformSection(url=platform.url, token=SecretStr(TOKEN), timeout_s=0.2,
+                              breaker_failures=3, breaker_cooldown_s=30)
+    verifier = PlatformVerifier(section, CodeHasher(SECRET), clock=ticks)
+    code = population.code_for("p01")
+    platform.mode = "status"
+    platform.status = 503
+    for _ in range(3):
+        assert verifier.verify(code).problem == "platform answered 503"
+    assert verifier.breaker.state == "open" and len(platform.seen) == 3
+    # While open, visitors get the fallback at once: the platform is not asked at all.
+    quick = verifier.verify(code)
+    assert quick.verified is False and "not asked" in quick.problem and "30 s" in quick.problem
+    assert len(platform.seen) == 3
+    assert verdict(quick) == ("REFUSE", (Reason.CANNOT_VERIFY,))
+    # After the cool-down one trial goes out; it fails, so the breaker opens again.
+    ticks.now += 30
+    assert verifier.breaker.state == "half_open"
+    assert verifier.verify(code).problem == "platform answered 503" and len(platform.seen) == 4
+    assert verifier.breaker.state == "open" and "not asked" in verifier.verify(code).problem
+    # The platform is back: the next trial succeeds and lookups flow again.
+    platform.mode = "normal"
+    ticks.now += 30
+    assert verifier.verify(code).colour == "green"
+    assert verifier.breaker.state == "closed"
+    assert verifier.verify(code).colour == "green" and len(platform.seen) == 6
+    verifier.close()
+
+
+def test_breaker_counts_only_failures_in_a_row(platform: PlatformStub, population: Population) -> None:
+    verifier = make_verifier(platform.url)
+    code = population.code_for("p01")
+    for _ in range(5):
+        platform.mode = "hang_up"
+        assert verifier.verify(code).verified is False
+        platform.mode = "normal"
+        assert verifier.verify(code).colour == "green"
+    assert verifier.breaker.state == "closed"
+    verifier.close()
+
+
+def test_breaker_while_down_returns_immediately(population: Population) -> None:
+    """A platform that swallows connections: after the breaker opens, nobody waits out a timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepts, never answers
+        ticks = Ticks()
+        section = PlatformSection(url=f"http://127.0.0.1:{silent.getsockname()[1]}/platform", timeout_s=0.2,
+                                  breaker_failures=2, breaker_cooldown_s=60)
+        verifier = PlatformVerifier(section, CodeHasher(SECRET), clock=ticks)
+        code = population.code_for("p01")
+        assert "timeout" in verifier.verify(code).problem
+        assert "timeout" in verifier.verify(code).problem
+        for _ in range(20):
+            assert "not asked" in verifier.verify(code).problem
+        verifier.close()

@@ -24,6 +24,8 @@ BODY = (slice(20, 780), slice(225, 475))
 STATES = {
     "idle": ScreenState("idle"),
     "measuring": ScreenState("measuring"),
+    "hold_still": ScreenState("hold_still", code_read=True),
+    "measuring_again": ScreenState("measuring_again", code_read=True),
     "prompt_code": ScreenState("prompt_code", temperature_c=36.4),
     "prompt_wrist": ScreenState("prompt_wrist"),
     "pass": ScreenState("pass", temperature_c=36.5, holder="张*明"),
@@ -276,3 +278,33 @@ def test_wrap_breaks_english_at_spaces_and_chinese_anywhere():
 def test_bad_state_kind_is_rejected():
     with pytest.raises(ValueError):
         ScreenState("open_gate")  # type: ignore[arg-type]
+
+
+def test_hold_still_and_measuring_again_stand_out_from_measuring(open_screen):
+    # The visitor must notice the change: amber headline words instead of white ones, other lines.
+    screen = open_screen()
+    measuring = pixels(screen, ScreenState("measuring", code_read=True))
+
+    def amber_share(image):
+        part = image[HEADLINE].reshape(-1, 3)
+        return ((part[:, 0] > 200) & (part[:, 1] > 130) & (part[:, 1] < 220) & (part[:, 2] < 80)).mean()
+
+    assert amber_share(measuring) < 0.001
+    for kind in ("hold_still", "measuring_again"):
+        image = pixels(screen, STATES[kind])
+        assert amber_share(image) > 0.01, kind
+        assert not np.array_equal(image[BODY], measuring[BODY]), kind
+    assert not np.array_equal(pixels(screen, STATES["hold_still"])[HEADLINE],
+                              pixels(screen, STATES["measuring_again"])[HEADLINE])
+
+
+def test_fahrenheit_is_a_display_setting(open_screen):
+    celsius = open_screen("en")
+    assert celsius.format_temperature(37.3) == "37.3 °C"
+    image_c = pixels(celsius, ScreenState("refuse", temperature_c=38.0, reasons=(Reason.FEVER,)))
+    celsius.close()
+    fahrenheit = open_screen("en", temperature_unit="F")
+    assert fahrenheit.format_temperature(37.3) == "99.1 °F"
+    assert fahrenheit.format_temperature(38.0) == "100.4 °F"
+    image_f = pixels(fahrenheit, ScreenState("refuse", temperature_c=38.0, reasons=(Reason.FEVER,)))
+    assert not np.array_equal(image_c[BODY], image_f[BODY])

@@ -9,8 +9,9 @@ import threading
 import adafruit_mlx90614
 import pytest
 
-from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C, crc8
-from kiosk.sim.wrist import WristProfile
+from kiosk.sensors.pec import write_word_pec
+from kiosk.sim.mlx90614 import BUS_TIMEOUT_S, EEPROM_WRITE_S, MLX90614Chip, SimI2C, crc8
+from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile, tau_for_bandwidth
 
 
 class FakeClock:
@@ -19,6 +20,9 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture
@@ -155,15 +159,133 @@ def test_separate_write_then_read_uses_the_selected_command(bus: SimI2C) -> None
     assert bytes(buffer) == bytes([0xD2, 0x3A, 0x30])
 
 
-def test_eeprom_writes_are_refused(bus: SimI2C) -> None:
-    bus.attach(MLX90614Chip())
+def write_word(bus: SimI2C, command: int, value: int, pec: int | None = None, address: int = 0x5A) -> None:
+    lsb, msb = value & 0xFF, value >> 8
+    pec = write_word_pec(address, command, lsb, msb) if pec is None else pec
+    assert bus.try_lock()
+    try:
+        bus.writeto(address, bytes([command, lsb, msb, pec]))
+    finally:
+        bus.unlock()
+
+
+def test_eeprom_erase_then_write_with_pec(bus: SimI2C) -> None:
+    clock = FakeClock()
+    chip = bus.attach(MLX90614Chip(clock=clock, sleep=clock.sleep))
+    write_word(bus, 0x24, 0x0000)
+    clock.now += 0.01
+    assert read_word(bus, 0x24) == b"\x00\x00"
+    write_word(bus, 0x24, 0xF332)  # emissivity 0.95
+    clock.now += 0.01
+    assert read_word(bus, 0x24) == b"\x32\xf3"
+    assert chip.writes == 2 and chip.eeprom(0x24) == 0xF332
+
+
+def test_eeprom_write_with_a_bad_pec_is_not_acknowledged(bus: SimI2C) -> None:
+    chip = bus.attach(MLX90614Chip())
+    good = write_word_pec(0x5A, 0x24, 0x00, 0x00)
+    with pytest.raises(OSError) as caught:
+        write_word(bus, 0x24, 0x0000, pec=good ^ 0x01)
+    assert caught.value.errno == errno.EREMOTEIO
+    assert chip.eeprom(0x24) == 0xFFFF and chip.writes == 0
+
+
+def test_eeprom_write_without_erase_leaves_a_wrong_value(bus: SimI2C) -> None:
+    clock = FakeClock()
+    chip = bus.attach(MLX90614Chip(clock=clock, sleep=clock.sleep))
+    write_word(bus, 0x25, 0x0001)  # config register holds 0x9FB4: not erased
+    assert chip.eeprom(0x25) not in (0x0001, 0x9FB4)
+
+
+def test_chip_is_busy_right_after_an_eeprom_write(bus: SimI2C) -> None:
+    clock = FakeClock()
+    bus.attach(MLX90614Chip(clock=clock, sleep=clock.sleep))
+    write_word(bus, 0x24, 0x0000)
+    with pytest.raises(OSError):
+        read_word(bus, 0x24)
+    clock.now += EEPROM_WRITE_S
+    assert read_word(bus, 0x24) == b"\x00\x00"
+
+
+@pytest.mark.parametrize("command", [0x07, 0x3C, 0x2F])
+def test_ram_and_factory_cells_cannot_be_written(bus: SimI2C, command: int) -> None:
+    chip = bus.attach(MLX90614Chip(object_source=lambda: 30.0))
+    with pytest.raises(OSError):
+        write_word(bus, command, 0x0000)
+    assert chip.writes == 0
     assert bus.try_lock()
     try:
         with pytest.raises(OSError):
-            bus.writeto(0x5A, bytes([0x24, 0x00, 0x00, 0x00]))
+            bus.writeto(0x5A, bytes([0x24, 0x00]))  # neither a command nor a whole word
     finally:
         bus.unlock()
-    assert read_word(bus, 0x24) == b"\xff\xff"
+
+
+# Faults, as a Raspberry Pi shows them
+
+
+def test_nack_burst_then_answers_again(bus: SimI2C) -> None:
+    chip = bus.attach(MLX90614Chip(object_source=lambda: 28.01))
+    chip.nack_next(2)
+    for _ in range(2):
+        with pytest.raises(OSError) as caught:
+            read_word(bus, 0x07, count=3)
+        assert caught.value.errno == errno.EREMOTEIO
+    assert read_word(bus, 0x07, count=3) == bytes([0xD2, 0x3A, 0x30])
+
+
+def test_back_to_back_transfers_fail_without_a_pause(bus: SimI2C) -> None:
+    clock = FakeClock()
+    chip = bus.attach(MLX90614Chip(object_source=lambda: 28.01, clock=clock, sleep=clock.sleep))
+    chip.min_gap_s = 0.001
+    clock.now += 1.0
+    assert read_word(bus, 0x07) == bytes([0xD2, 0x3A])
+    with pytest.raises(OSError):
+        read_word(bus, 0x07)  # straight after the last one
+    clock.now += 0.001
+    assert read_word(bus, 0x07) == bytes([0xD2, 0x3A])
+
+
+def test_corrupted_pec_for_the_next_answers_only(bus: SimI2C) -> None:
+    chip = bus.attach(MLX90614Chip(object_source=lambda: 28.01))
+    chip.corrupt_pec_next(1)
+    lsb, msb, pec = read_word(bus, 0x07, count=3)
+    assert (lsb, msb) == (0xD2, 0x3A) and pec != 0x30
+    assert read_word(bus, 0x07, count=3)[2] == 0x30
+    # The driver never looks at the PEC: it takes the word either way.
+    chip.corrupt_pec_next(1)
+    assert adafruit_mlx90614.MLX90614(bus).object_temperature == pytest.approx(28.01, abs=0.011)
+
+
+def test_stuck_object_reading_ignores_the_source(bus: SimI2C) -> None:
+    temperatures = iter([30.0, 31.0, 32.0, 33.0])
+    chip = bus.attach(MLX90614Chip(object_source=lambda: next(temperatures)))
+    sensor = adafruit_mlx90614.MLX90614(bus)
+    assert round(sensor.object_temperature, 1) == 30.0
+    chip.stuck = True
+    assert [round(sensor.object_temperature, 1) for _ in range(2)] == [30.0, 30.0]
+    chip.stuck = False
+    assert round(sensor.object_temperature, 1) == 31.0
+
+
+def test_slow_answers_take_their_time(bus: SimI2C) -> None:
+    clock = FakeClock()
+    chip = bus.attach(MLX90614Chip(object_source=lambda: 28.01, clock=clock, sleep=clock.sleep))
+    chip.answer_delay_s = 0.3
+    before = clock.now
+    assert read_word(bus, 0x07) == bytes([0xD2, 0x3A])
+    assert clock.now - before == pytest.approx(0.3)
+
+
+def test_answers_slower_than_the_bus_timeout_fail(bus: SimI2C) -> None:
+    clock = FakeClock()
+    chip = bus.attach(MLX90614Chip(object_source=lambda: 28.01, clock=clock, sleep=clock.sleep))
+    chip.answer_delay_s = BUS_TIMEOUT_S + 1
+    before = clock.now
+    with pytest.raises(OSError) as caught:
+        read_word(bus, 0x07)
+    assert caught.value.errno == errno.ETIMEDOUT
+    assert clock.now - before == pytest.approx(BUS_TIMEOUT_S)
 
 
 def test_reads_are_counted(bus: SimI2C) -> None:
@@ -185,7 +307,7 @@ def test_wrist_absent_reads_the_room() -> None:
 
 def test_wrist_rises_exponentially_then_falls_back() -> None:
     clock = FakeClock()
-    wrist = WristProfile(22.0, tau_s=0.15, noise_c=0.0, clock=clock)
+    wrist = WristProfile(22.0, tau_s=0.15, approach_s=0.0, noise_c=0.0, clock=clock)
     wrist.approach(36.0, at=clock.now)
     assert wrist.present
     # One time constant: 63 % of the way from 22 to 36.
@@ -199,7 +321,7 @@ def test_wrist_rises_exponentially_then_falls_back() -> None:
 
 
 def test_wrist_leaving_half_way_starts_from_where_it_was() -> None:
-    wrist = WristProfile(22.0, noise_c=0.0, clock=FakeClock(0.0))
+    wrist = WristProfile(22.0, tau_s=0.15, approach_s=0.0, noise_c=0.0, clock=FakeClock(0.0))
     wrist.approach(36.0, at=0.0)
     half = wrist.temperature(0.1)
     wrist.leave(at=0.1)
@@ -245,3 +367,21 @@ def test_wrist_rejects_nonsense_parameters() -> None:
         WristProfile(tau_s=0)
     with pytest.raises(ValueError, match="noise_c"):
         WristProfile(noise_c=-1)
+    with pytest.raises(ValueError, match="approach_s"):
+        WristProfile(approach_s=-0.1)
+
+
+def test_wrist_default_response_is_the_sensors_factory_filter() -> None:
+    # Config register 1 bits 2:0 = 100 at the factory: 7.23 Hz bandwidth, a 22 ms time constant.
+    assert FACTORY_TAU_S == pytest.approx(0.022, abs=0.0005)
+    assert tau_for_bandwidth(0.15) == pytest.approx(1.06, abs=0.01)  # the heaviest IIR setting
+
+
+def test_wrist_moving_into_view_ramps_then_settles() -> None:
+    wrist = WristProfile(22.0, approach_s=0.2, noise_c=0.0, clock=FakeClock(0.0))
+    wrist.approach(36.0, at=0.0)
+    readings = [wrist.temperature(t / 100) for t in range(0, 41, 5)]
+    assert readings == sorted(readings)  # rises all the way
+    assert 22.0 < wrist.temperature(0.1) < 29.0  # half way through the ramp, lagging it a little
+    assert wrist.temperature(0.2) < 36.0 - 1.0  # at the end of the ramp the filter still lags
+    assert wrist.temperature(0.35) == pytest.approx(36.0, abs=0.01)  # settled a few time constants later

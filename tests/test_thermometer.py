@@ -1,25 +1,54 @@
-"""The real Thermometer class, through the real Adafruit driver, on the emulated chip."""
+"""The real Thermometer class, through the real Adafruit driver's bus device, on the emulated chip.
+
+Every fault the chip can show (NACK bursts, back-to-back failures, bad PEC, the error flag, a stuck
+value, unplug and replug, slow answers) is driven here and checked the way a technician would see
+it: a reading, or a `SensorError` that says what is wrong. Time is a fake clock: pauses and slow
+answers advance it, nothing sleeps.
+"""
 
 from __future__ import annotations
 
 import errno
 from pathlib import Path
 
+import adafruit_mlx90614
 import pytest
 
+from kiosk.config import ThermometerSection
 from kiosk.errors import KioskError, SensorError
+from kiosk.sensors.pec import crc8, read_word_pec, write_word_pec
 from kiosk.sensors.thermometer import Thermometer, ThermoSample, open_i2c_bus
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
 
 
 class Source:
-    """An object temperature a test can change between reads."""
+    """An object temperature a test can change between reads (a live sensor's noise included)."""
 
     def __init__(self, celsius: float):
         self.celsius = celsius
+        self._flip = 0.0
 
     def __call__(self) -> float:
-        return self.celsius
+        self._flip = 0.02 - self._flip  # the last bit moves, as on a real sensor
+        return self.celsius + self._flip
+
+
+class FakeClock:
+    def __init__(self, start: float = 100.0):
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -33,87 +62,199 @@ def bus() -> SimI2C:
 
 
 @pytest.fixture
-def chip(bus: SimI2C, source: Source) -> MLX90614Chip:
-    return bus.attach(MLX90614Chip(ambient_c=22.0, object_source=source))
+def chip(bus: SimI2C, source: Source, clock: FakeClock) -> MLX90614Chip:
+    return bus.attach(MLX90614Chip(ambient_c=22.0, object_source=source, clock=clock, sleep=clock.sleep))
 
 
-def test_reads_object_and_ambient(bus: SimI2C, chip: MLX90614Chip) -> None:
-    sample = Thermometer(bus).read()
+def thermometer(bus: SimI2C, clock: FakeClock, **settings: object) -> Thermometer:
+    return Thermometer(bus, clock=clock, sleep=clock.sleep, **settings)  # type: ignore[arg-type]
+
+
+def test_reads_object_and_ambient(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sample = thermometer(bus, clock).read()
     assert isinstance(sample, ThermoSample)
-    assert sample.object_c == pytest.approx(36.5, abs=0.011)
+    assert sample.object_c == pytest.approx(36.5, abs=0.03)
     assert sample.ambient_c == pytest.approx(22.0, abs=0.011)
 
 
-def test_follows_the_object(bus: SimI2C, chip: MLX90614Chip, source: Source) -> None:
-    thermometer = Thermometer(bus)
-    thermometer.read()
+def test_reads_go_through_the_adafruit_driver_on_the_same_bus(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock)
+    sensor.read()
+    driver = sensor._driver
+    assert isinstance(driver, adafruit_mlx90614.MLX90614)
+    assert driver._device.i2c is bus and driver._device.device_address == 0x5A
+    assert bus.try_lock()  # the bus lock was released after the reads
+    bus.unlock()
+    assert chip.reads == 2
+
+
+def test_follows_the_object(bus: SimI2C, chip: MLX90614Chip, source: Source, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock)
+    sensor.read()
     source.celsius = 38.4
-    assert thermometer.read().object_c == pytest.approx(38.4, abs=0.011)
+    assert sensor.read().object_c == pytest.approx(38.4, abs=0.03)
 
 
-def test_unplugged_at_start_then_plugged_in(bus: SimI2C, chip: MLX90614Chip) -> None:
-    chip.plugged = False
-    thermometer = Thermometer(bus)  # constructing must not touch the bus
-    with pytest.raises(SensorError, match="no thermometer answers at I2C address 0x5A"):
-        thermometer.read()
+def test_pec_functions_match_the_datasheet() -> None:
+    # Datasheet: slave 0x5A, command 0x07, data 0x3AD2 -> PEC 0x30 over B4 07 B5 D2 3A.
+    assert read_word_pec(0x5A, 0x07, 0xD2, 0x3A) == 0x30 == crc8(bytes([0xB4, 0x07, 0xB5, 0xD2, 0x3A]))
+    # A write carries no repeated start: address+W, command, LSB, MSB.
+    assert write_word_pec(0x5A, 0x24, 0x00, 0x00) == crc8(bytes([0xB4, 0x24, 0x00, 0x00]))
+
+
+# --- the bus misbehaves ------------------------------------------------------------------------
+
+
+def test_nack_burst_shorter_than_the_retries_is_absorbed(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock, retries=3, retry_pause_s=0.02)
+    sensor.read()
+    chip.nack_next(3)
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)
+    assert sensor.retried == 3
+    assert clock.slept.count(0.02) == 3  # a short pause before each retry
+
+
+def test_nack_burst_longer_than_the_retries_is_a_fault_then_recovers(
+    bus: SimI2C, chip: MLX90614Chip, clock: FakeClock
+) -> None:
+    sensor = thermometer(bus, clock, retries=2)
+    chip.nack_next(5)
+    with pytest.raises(SensorError, match=r"no thermometer answers at I2C address 0x5A .*after 3 tries"):
+        sensor.read()
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)  # the burst is over
+
+
+def test_a_pause_between_reads_avoids_back_to_back_failures(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    chip.min_gap_s = 0.001
+    clock.now += 1.0
+    hasty = thermometer(bus, clock, read_pause_s=0.0, retries=0)
     with pytest.raises(SensorError):
-        thermometer.read()
+        hasty.read()  # the ambient read follows the object read at once
+    clock.now += 1.0
+    careful = thermometer(bus, clock, read_pause_s=0.002, retries=0)
+    for _ in range(5):
+        careful.read()
+
+
+def test_bad_pec_is_retried(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock)
+    chip.corrupt_pec_next(1)
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)
+    assert sensor.retried == 1
+
+
+def test_persistent_bad_pec_is_a_fault(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock, retries=3)
+    chip.corrupt_pec_next(100)
+    with pytest.raises(SensorError, match=r"answer to 0x07 failed its checksum \(PEC\) \(after 4 tries\)"):
+        sensor.read()
+
+
+def test_error_flag_is_a_fault_where_the_driver_reports_382_degrees(
+    bus: SimI2C, chip: MLX90614Chip, clock: FakeClock
+) -> None:
+    sensor = thermometer(bus, clock)
+    chip.error_flag = True
+    assert adafruit_mlx90614.MLX90614(bus).object_temperature > 382
+    with pytest.raises(SensorError, match="error flag"):
+        sensor.read()
+    chip.error_flag = False
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)
+
+
+def test_slow_answer_within_the_limit_is_accepted(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    chip.answer_delay_s = 0.05
+    before = clock.now
+    assert thermometer(bus, clock, max_read_s=0.1).read().object_c == pytest.approx(36.5, abs=0.03)
+    assert clock.now - before >= 0.1  # two words, each 50 ms late
+
+
+def test_answers_slower_than_the_limit_are_a_fault(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    chip.answer_delay_s = 0.3
+    with pytest.raises(SensorError, match=r"answered after 0\.30 s \(limit 0\.1 s\)"):
+        thermometer(bus, clock, max_read_s=0.1).read()
+
+
+def test_bus_timeout_is_named(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    chip.answer_delay_s = 5.0
+    with pytest.raises(SensorError, match="held the I2C bus too long"):
+        thermometer(bus, clock, retries=1, max_read_s=2.0).read()
+
+
+def test_stuck_reading_is_a_fault_after_the_configured_time(
+    bus: SimI2C, chip: MLX90614Chip, clock: FakeClock
+) -> None:
+    sensor = thermometer(bus, clock, stuck_after_s=10.0)
+    sensor.read()
+    chip.stuck = True
+    for _ in range(9):
+        clock.now += 1.0
+        sensor.read()  # the same word for less than 10 s: still fine
+    clock.now += 1.0
+    with pytest.raises(SensorError, match=r"stuck: object reading 0x[0-9A-F]{4} \(36\.5\d °C\) has not changed for 1\d s"):
+        sensor.read()
+    chip.stuck = False
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)
+
+
+def test_a_live_sensor_is_never_taken_for_stuck(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock, stuck_after_s=2.0)
+    for _ in range(200):
+        clock.now += 0.05
+        sensor.read()
+
+
+# --- unplugged, wrong address, out of range ---------------------------------------------------------
+
+
+def test_unplugged_at_start_then_plugged_in(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    chip.plugged = False
+    sensor = thermometer(bus, clock)  # constructing must not touch the bus
+    assert chip.reads == 0
+    with pytest.raises(SensorError, match="no thermometer answers at I2C address 0x5A"):
+        sensor.read()
     chip.plugged = True
-    assert thermometer.read().object_c == pytest.approx(36.5, abs=0.011)
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)
 
 
-def test_unplugged_while_running_then_plugged_back(bus: SimI2C, chip: MLX90614Chip) -> None:
-    thermometer = Thermometer(bus)
-    thermometer.read()
+def test_unplugged_while_running_then_plugged_back(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock)
+    sensor.read()
     chip.plugged = False
     with pytest.raises(SensorError, match="no thermometer answers at I2C address 0x5A") as caught:
-        thermometer.read()
+        sensor.read()
     assert isinstance(caught.value, KioskError)
     chip.plugged = True
-    assert thermometer.read().ambient_c == pytest.approx(22.0, abs=0.011)
+    assert sensor.read().ambient_c == pytest.approx(22.0, abs=0.011)
 
 
-def test_wrong_address_is_named(bus: SimI2C, chip: MLX90614Chip) -> None:
+def test_wrong_address_is_named(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
     with pytest.raises(SensorError, match="0x5B"):
-        Thermometer(bus, address=0x5B).read()
-
-
-def test_error_flag_is_a_fault(bus: SimI2C, chip: MLX90614Chip) -> None:
-    thermometer = Thermometer(bus)
-    chip.error_flag = True
-    with pytest.raises(SensorError, match="error flag"):
-        thermometer.read()
-    chip.error_flag = False
-    assert thermometer.read().object_c == pytest.approx(36.5, abs=0.011)
+        Thermometer(bus, address=0x5B, clock=clock, sleep=clock.sleep).read()
 
 
 @pytest.mark.parametrize("ambient_c", [-45.0, 90.0])
-def test_ambient_outside_the_rated_range(bus: SimI2C, chip: MLX90614Chip, ambient_c: float) -> None:
+def test_ambient_outside_the_rated_range(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock, ambient_c: float) -> None:
     chip.ambient_c = ambient_c
     with pytest.raises(SensorError, match=r"ambient reading .* outside -40\.\.85"):
-        Thermometer(bus).read()
+        thermometer(bus, clock).read()
 
 
 @pytest.mark.parametrize("object_c", [-80.0, 45.5, 120.0])
-def test_object_outside_the_plausible_range(bus: SimI2C, chip: MLX90614Chip, source: Source, object_c: float) -> None:
+def test_object_outside_the_plausible_range(
+    bus: SimI2C, chip: MLX90614Chip, source: Source, clock: FakeClock, object_c: float
+) -> None:
     source.celsius = object_c
     with pytest.raises(SensorError, match=r"object reading .* outside -70\.\.45"):
-        Thermometer(bus).read()
+        thermometer(bus, clock).read()
 
 
-def test_plausible_maximum_is_configurable(bus: SimI2C, chip: MLX90614Chip, source: Source) -> None:
+def test_plausible_maximum_is_configurable(bus: SimI2C, chip: MLX90614Chip, source: Source, clock: FakeClock) -> None:
     source.celsius = 48.0
-    assert Thermometer(bus, plausible_max_c=50.0).read().object_c == pytest.approx(48.0, abs=0.011)
+    assert thermometer(bus, clock, plausible_max_c=50.0).read().object_c == pytest.approx(48.0, abs=0.03)
     source.celsius = 51.0
     with pytest.raises(SensorError, match=r"outside -70\.\.50"):
-        Thermometer(bus, plausible_max_c=50.0).read()
-
-
-def test_readings_just_inside_the_limits_are_accepted(bus: SimI2C, chip: MLX90614Chip, source: Source) -> None:
-    source.celsius = 44.9
-    chip.ambient_c = 84.9
-    sample = Thermometer(bus).read()
-    assert (sample.object_c, sample.ambient_c) == pytest.approx((44.9, 84.9), abs=0.011)
+        thermometer(bus, clock, plausible_max_c=50.0).read()
 
 
 @pytest.mark.skipif(Path("/dev/i2c-1").exists(), reason="this machine has an I2C bus")
@@ -129,8 +270,61 @@ class FlakyBus(SimI2C):
         raise OSError(errno.EIO, "Input/output error")
 
 
-def test_other_bus_errors_keep_their_cause() -> None:
+def test_other_bus_errors_keep_their_cause(clock: FakeClock) -> None:
     bus = FlakyBus()
     bus.attach(MLX90614Chip())
     with pytest.raises(SensorError, match=r"I2C read from the thermometer at 0x5A failed: .*Input/output error"):
-        Thermometer(bus).read()
+        thermometer(bus, clock).read()
+
+
+def test_settings_come_from_the_config(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    section = ThermometerSection(driver="sim", retries=0, stuck_after_s=3.0, plausible_max_c=50.0)
+    sensor = Thermometer.from_config(bus, section, clock=clock, sleep=clock.sleep)
+    assert (sensor.retries, sensor.stuck_after_s, sensor.plausible_max_c) == (0, 3.0, 50.0)
+    chip.nack_next(1)
+    with pytest.raises(SensorError, match="after 1 tries"):
+        sensor.read()
+
+
+# --- EEPROM: emissivity ------------------------------------------------------------------------------
+
+
+def test_emissivity_and_filter_are_read_from_eeprom(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock)
+    assert sensor.emissivity() == 1.0
+    assert sensor.iir_bandwidth_hz() == 7.23  # factory config register 0x9FB4
+
+
+def test_emissivity_write_erases_then_writes_with_pec(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock)
+    written = sensor.write_emissivity(0.95)
+    assert written == round(0.95 * 65535) == chip.eeprom(0x24)
+    assert chip.writes == 2  # the erase, then the value
+    assert sensor.emissivity() == pytest.approx(0.95, abs=1e-4)
+    assert clock.slept.count(0.01) == 2  # waited out the EEPROM write time after each
+
+
+def test_emissivity_write_that_does_not_take_is_reported(
+    bus: SimI2C, chip: MLX90614Chip, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sensor = thermometer(bus, clock)
+    real_write = sensor._write_word
+    # Skip the erase: the chip then keeps a mix of old and new bits.
+    monkeypatch.setattr(sensor, "_write_word", lambda command, value: real_write(command, value) if value else None)
+    with pytest.raises(SensorError, match="did not take"):
+        sensor.write_emissivity(0.95)
+
+
+@pytest.mark.parametrize("value", [0.05, 1.2])
+def test_emissivity_out_of_range_is_refused_before_touching_the_chip(
+    bus: SimI2C, chip: MLX90614Chip, clock: FakeClock, value: float
+) -> None:
+    with pytest.raises(SensorError, match="emissivity must be between"):
+        thermometer(bus, clock).write_emissivity(value)
+    assert chip.writes == 0 and chip.eeprom(0x24) == 0xFFFF
+
+
+def test_emissivity_write_to_an_absent_sensor_says_so(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    chip.plugged = False
+    with pytest.raises(SensorError, match="writing 0x0000 to thermometer EEPROM 0x24: no thermometer answers"):
+        thermometer(bus, clock).write_emissivity(0.95)

@@ -1,14 +1,14 @@
-"""Uploading the event log to the reference collector, a real HTTP server on 127.0.0.1."""
+"""Uploading the event log to the reference collector, a real HTTP(S) server on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,36 +17,11 @@ import requests
 from kiosk.config import UpstreamSection
 from kiosk.events import Event, utc_iso
 from kiosk.sim import upstream as upstream_module
-from kiosk.sim.upstream import ReferenceUpstream
+from kiosk.sim.upstream import Fault, ReferenceUpstream
 from kiosk.sync.client import UploadError, UpstreamClient
 from kiosk.sync.store import EventStore
-from kiosk.sync.uploader import Uploader, retry_delay
-
-T0 = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
-
-
-def make_event(n: int) -> Event:
-    return Event(
-        time=utc_iso(T0 + timedelta(seconds=n)),
-        kiosk_id="kiosk-01",
-        site_id="site-01",
-        decision="REFUSE" if n % 3 == 0 else "PASS",
-        reasons=("yellow_code",) if n % 3 == 0 else (),
-        temperature_c=36.4 + (n % 5) / 10,
-        code_colour="yellow" if n % 3 == 0 else "green",
-        code_hash=f"{n:064x}",
-        code_scheme="platform",
-        proxy=n % 7 == 0,
-        id=f"event-{n:04d}",
-    )
-
-
-class FixedClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from kiosk.sync.uploader import Uploader
+from sync_helpers import FixedClock, closed_port, make_event, routine, self_signed_cert, urgent, wait_for
 
 
 @pytest.fixture
@@ -68,36 +43,24 @@ def section_for(url: str, **overrides: object) -> UpstreamSection:
     return UpstreamSection(**values)
 
 
-def uploader_for(store: EventStore, url: str, clock: Callable[[], datetime] | None = None, **overrides: object) -> Uploader:
+def uploader_for(store: EventStore, url: str, clock: Callable[[], datetime] | None = None,
+                 jitter: float = 0.5, **overrides: object) -> Uploader:
     section = section_for(url, **overrides)
-    return Uploader(store, UpstreamClient(section), section, clock=clock or FixedClock())
+    return Uploader(store, UpstreamClient(section), section, clock=clock or FixedClock(), jitter=lambda: jitter)
 
 
 def fill(store: EventStore, count: int, start: int = 0) -> list[Event]:
-    events = [make_event(n) for n in range(start, start + count)]
-    for event in events:
-        store.append(event)
-    return events
+    return [store.append(routine(n)) for n in range(start, start + count)]
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], bool], limit_s: float = 10.0) -> bool:
-    """Poll a condition (for the background thread); the limit only stops a broken test hanging."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+def received_ids(upstream: ReferenceUpstream) -> list[str]:
+    return [event["id"] for event in upstream.collector.events()]
 
 
 @pytest.mark.parametrize("gzip", [True, False])
-def test_every_event_arrives_exactly_once_in_order(store: EventStore, upstream: ReferenceUpstream, gzip: bool) -> None:
+def test_queued_events_reach_the_collector_once_and_are_marked_sent(
+    store: EventStore, upstream: ReferenceUpstream, gzip: bool
+) -> None:
     events = fill(store, 8)
     clock = FixedClock()
     uploader = uploader_for(store, upstream.url, clock=clock, gzip=gzip)
@@ -108,34 +71,48 @@ def test_every_event_arrives_exactly_once_in_order(store: EventStore, upstream: 
     assert uploader.drain_once() == 0
     assert upstream.collector.count() == 8
     status = uploader.status()
-    assert status["backlog"] == 0
-    assert status["last_error"] is None
-    assert status["last_success"] == utc_iso(clock.now)
+    assert (status["state"], status["backlog"], status["last_error"]) == ("ok", 0, None)
+    assert status["last_success_at"] == utc_iso(clock.now)
 
 
-def test_what_the_kiosk_sends_reads_back_as_the_same_events(store: EventStore, upstream: ReferenceUpstream) -> None:
+def test_what_the_kiosk_sends_reads_back_as_the_same_events_with_their_sequence(
+    store: EventStore, upstream: ReferenceUpstream
+) -> None:
     events = fill(store, 4)
     uploader_for(store, upstream.url).drain_once()
     lines = requests.get(f"{upstream.url}/events", timeout=5).text.splitlines()
-    assert [Event.from_dict(json.loads(line)) for line in lines] == events
+    received = [Event.from_dict(json.loads(line)) for line in lines]
+    assert received == events
+    assert [event.seq for event in received] == [1, 2, 3, 4]
+
+
+def test_urgent_refusals_overtake_a_routine_backlog(store: EventStore, upstream: ReferenceUpstream) -> None:
+    fill(store, 9)
+    uploader = uploader_for(store, upstream.url, batch_size=3)
+    late = [store.append(urgent(100, "red_code")), store.append(urgent(101, "fever"))]
+    uploader.drain_once()
+    assert received_ids(upstream)[:2] == [event.id for event in late]
+    assert upstream.collector.count() == 11
 
 
 def test_a_collector_that_never_listened_keeps_events_queued_until_it_appears(store: EventStore, tmp_path: Path) -> None:
     port = closed_port()
-    url = f"http://127.0.0.1:{port}"
     events = fill(store, 5)
-    uploader = uploader_for(store, url)
+    clock = FixedClock()
+    uploader = uploader_for(store, f"http://127.0.0.1:{port}", clock=clock)
 
     assert uploader.drain_once() == 0
     status = uploader.status()
-    assert status["backlog"] == 5
+    assert (status["state"], status["backlog"], status["last_success_at"]) == ("retrying", 5, None)
     assert status["last_error"] == "collector unreachable: Connection refused"
-    assert status["last_success"] is None
+    assert status["last_error_at"] == utc_iso(clock.now)
 
     with ReferenceUpstream(port=port, data_dir=tmp_path / "late") as late:
         assert uploader.drain_once() == 5
-        assert [e["id"] for e in late.collector.events()] == [e.id for e in events]
-    assert uploader.status()["last_error"] is None
+        assert received_ids(late) == [e.id for e in events]
+    status = uploader.status()
+    assert (status["state"], status["failures"]) == ("ok", 0)
+    assert "Connection refused" in status["last_error"]  # still shown, with its time, after recovery
 
 
 def test_a_stopped_collector_keeps_events_queued_and_gets_them_after_restart(
@@ -153,37 +130,54 @@ def test_a_stopped_collector_keeps_events_queued_and_gets_them_after_restart(
 
     upstream.start()
     assert uploader.drain_once() == 4
-    assert [e["id"] for e in upstream.collector.events()] == [e.id for e in first + later]
+    assert received_ids(upstream) == [e.id for e in first + later]
 
 
-def test_a_batch_sent_again_after_a_lost_answer_is_not_duplicated(store: EventStore, upstream: ReferenceUpstream) -> None:
+def test_a_batch_sent_again_after_a_lost_answer_is_answered_again_not_stored_twice(
+    store: EventStore, upstream: ReferenceUpstream
+) -> None:
     events = fill(store, 3)
     section = section_for(upstream.url)
+    batch = store.next_batch(3, 1 << 20)
     # The collector stores the batch, but the kiosk never learns it did (say the answer was lost)...
-    UpstreamClient(section).post_events(events)
+    first = UpstreamClient(section).post_batch(batch.ndjson(), batch.key)
+    assert (first.accepted, first.duplicates) == (3, 0)
     assert store.counts()["unsent"] == 3
-    # ...so the uploader sends the same batch again.
+    # ...so the uploader sends the same batch, with the same idempotency key, again.
     assert Uploader(store, UpstreamClient(section), section, clock=FixedClock()).drain_once() == 3
-    assert upstream.collector.count() == 3
+    assert received_ids(upstream) == [e.id for e in events]
+    assert upstream.collector.copies() == 3  # recognised by its key: not even counted as copies
     assert store.counts()["unsent"] == 0
 
 
-def test_a_wrong_token_leaves_events_queued_with_a_clear_error(tmp_path: Path, store: EventStore) -> None:
+def test_a_wrong_token_stops_uploads_keeps_events_and_says_so(tmp_path: Path, store: EventStore) -> None:
     with ReferenceUpstream(data_dir=tmp_path / "up", collector_token="right-token") as guarded:
         fill(store, 2)
         wrong = uploader_for(store, guarded.url, token="wrong-token")
         assert wrong.drain_once() == 0
         status = wrong.status()
-        assert status["last_error"] == "collector answered 401: wrong or missing token"
+        assert status["state"] == "stopped"
+        assert status["last_error"].startswith("collector answered 401: wrong or missing token")
+        assert "upstream.token" in status["last_error"]
         assert status["backlog"] == 2
         assert guarded.collector.count() == 0
 
+        stop = threading.Event()
+        thread = wrong.start(stop)  # stopped means stopped: the thread does not keep knocking
+        store.append(urgent(50))
+        wrong.wake()
+        time.sleep(0.5)
+        stop.set()
+        thread.join(timeout=5)
+        assert wrong.status()["failures"] == 1
+        assert guarded.collector.count() == 0
+
         fixed = uploader_for(store, guarded.url, token="right-token")
-        assert fixed.drain_once() == 2
-        assert guarded.collector.count() == 2
+        assert fixed.drain_once() == 3
+        assert guarded.collector.count() == 3
 
 
-def test_the_token_never_appears_in_errors_or_logs(
+def test_the_token_never_appears_in_errors_logs_or_the_saved_status(
     tmp_path: Path, store: EventStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -193,6 +187,8 @@ def test_the_token_never_appears_in_errors_or_logs(
         uploader.drain_once()
         assert "s3cret" not in str(uploader.status())
     assert "s3cret" not in caplog.text
+    assert "s3cret" not in str(store.load_status())
+    assert b"s3cret" not in b"".join(p.read_bytes() for p in store.path.parent.glob("events.db*"))
 
 
 def test_a_persisting_failure_is_logged_once_not_per_retry(store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
@@ -216,28 +212,150 @@ def test_a_persisting_failure_is_logged_once_not_per_retry(store: EventStore, ca
 def test_a_collector_with_a_small_body_limit_gets_smaller_batches(
     store: EventStore, upstream: ReferenceUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(upstream_module, "MAX_BODY_BYTES", 2000)
+    monkeypatch.setattr(upstream_module, "MAX_BODY_BYTES", 2500)
     events = fill(store, 20)
     uploader = uploader_for(store, upstream.url, batch_size=50, gzip=False)
-    for _ in range(10):
-        uploader.drain_once()
-        if not store.counts()["unsent"]:
-            break
-    assert [e["id"] for e in upstream.collector.events()] == [e.id for e in events]
+    assert uploader.drain_once() == 20
+    assert received_ids(upstream) == [e.id for e in events]
+    assert store.parked() == []
+
+
+def test_an_event_the_collector_never_accepts_is_parked_and_the_rest_goes_on(
+    store: EventStore, upstream: ReferenceUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = fill(store, 2)
+    bad = store.append(make_event(2, decision="MAYBE"))
+    after = fill(store, 3, start=3)
+    uploader = uploader_for(store, upstream.url, batch_size=10)
+    with caplog.at_level(logging.WARNING):
+        assert uploader.drain_once() == 5
+    assert received_ids(upstream) == [e.id for e in good + after]
+    (parked, reason), = store.parked()
+    assert parked == bad
+    assert 'decision must be "PASS" or "REFUSE"' in reason
+    assert uploader.status()["parked"] == 1
+    assert "parked" in caplog.text
+
+
+def test_a_single_event_too_large_for_the_collector_is_parked(
+    store: EventStore, upstream: ReferenceUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upstream_module, "MAX_BODY_BYTES", 2000)
+    fill(store, 2)
+    huge = store.append(make_event(5, detail={"note": "x" * 3000}))
+    fill(store, 2, start=6)
+    uploader = uploader_for(store, upstream.url, batch_size=50, gzip=False)
+    assert uploader.drain_once() == 4
+    (parked, reason), = store.parked()
+    assert parked.id == huge.id and "too large" in reason
 
 
 def test_the_client_reports_a_refusal_with_its_status(upstream: ReferenceUpstream) -> None:
     client = UpstreamClient(section_for(upstream.url + "/nowhere"))
     with pytest.raises(UploadError) as caught:
-        client.post_events([make_event(1)])
+        client.post_events([routine(1)])
     assert caught.value.status == 404
     assert str(caught.value).startswith("collector answered 404")
+
+
+def test_retry_after_is_honoured_even_for_urgent_refusals(store: EventStore, upstream: ReferenceUpstream) -> None:
+    clock = FixedClock()
+    uploader = uploader_for(store, upstream.url, clock=clock, jitter=0.0)
+    upstream.inject(Fault("status", status=503, retry_after="30"))
+    fill(store, 1)
+    assert uploader.drain_once() == 0
+    status = uploader.status()
+    assert status["last_error"] == "collector answered 503: injected fault 503"
+    assert status["next_attempt_at"] == utc_iso(clock.now + timedelta(seconds=30))
+
+    stop = threading.Event()
+    thread = uploader.start(stop)
+    try:
+        store.append(urgent(9))
+        uploader.wake()
+        time.sleep(0.5)  # the collector asked for 30 s of quiet: nothing is sent meanwhile
+        assert upstream.collector.count() == 0
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_an_urgent_refusal_cuts_a_backoff_short_and_a_routine_event_does_not(
+    store: EventStore, upstream: ReferenceUpstream
+) -> None:
+    # A long backoff (30 s from interval_s) after one failure, as after an outage.
+    uploader = uploader_for(store, upstream.url, interval_s=60, max_retry_s=60, jitter=0.0)
+    upstream.inject(Fault("status", status=500))
+    fill(store, 1)
+    assert uploader.drain_once() == 0
+    stop = threading.Event()
+    thread = uploader.start(stop)
+    try:
+        store.append(routine(5))
+        uploader.wake()
+        time.sleep(0.5)
+        assert upstream.collector.count() == 0  # routine events wait out the backoff
+
+        refusal = store.append(urgent(6, "red_code"))
+        uploader.wake()
+        assert wait_for(lambda: upstream.collector.count() == 3, timeout=5)
+        assert received_ids(upstream)[0] == refusal.id
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_https_with_the_collectors_ca_in_the_bundle(store: EventStore, tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path / "tls")
+    with ReferenceUpstream(data_dir=tmp_path / "up", tls_cert=cert, tls_key=key) as secure:
+        assert secure.url.startswith("https://")
+        events = fill(store, 3)
+        untrusted = uploader_for(store, secure.url)
+        assert untrusted.drain_once() == 0
+        assert untrusted.status()["last_error"].startswith("collector unreachable: TLS failed: certificate verify failed")
+        assert secure.collector.count() == 0
+
+        missing = uploader_for(store, secure.url, ca_bundle=str(tmp_path / "nope.pem"))
+        assert missing.drain_once() == 0
+        assert missing.status()["last_error"] == f"upstream.ca_bundle {tmp_path / 'nope.pem'}: no such file"
+
+        trusted = uploader_for(store, secure.url, ca_bundle=str(cert))
+        assert trusted.drain_once() == 3
+        assert received_ids(secure) == [e.id for e in events]
+
+
+def test_plain_http_to_a_tls_collector_fails_cleanly(store: EventStore, tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path / "tls")
+    with ReferenceUpstream(data_dir=tmp_path / "up", tls_cert=cert, tls_key=key) as secure:
+        fill(store, 1)
+        plain = uploader_for(store, secure.url.replace("https://", "http://"), timeout_s=1.0)
+        assert plain.drain_once() == 0
+        assert plain.status()["last_error"].startswith("collector unreachable")
+        assert store.counts()["queued"] == 1
+
+
+def test_the_upload_state_is_saved_for_kiosk_status_in_another_process(
+    store: EventStore, upstream: ReferenceUpstream
+) -> None:
+    clock = FixedClock()
+    uploader = uploader_for(store, upstream.url, clock=clock)
+    upstream.inject(Fault("status", status=500))
+    fill(store, 2)
+    uploader.drain_once()
+    clock.now += timedelta(seconds=10)
+    uploader.drain_once()
+    with sqlite3.connect(store.path) as other:
+        saved = {key: json.loads(value) for key, value in other.execute("SELECT key, value FROM sync_status")}
+    assert saved["state"] == "ok"
+    assert saved["last_success_at"] == utc_iso(clock.now)
+    assert saved["last_error"] == "collector answered 500: injected fault 500"
+    assert saved["last_error_at"] == utc_iso(clock.now - timedelta(seconds=10))
 
 
 def test_the_background_thread_sends_new_events_and_recovers_after_an_outage(
     store: EventStore, upstream: ReferenceUpstream
 ) -> None:
-    uploader = uploader_for(store, upstream.url)
+    uploader = uploader_for(store, upstream.url, max_retry_s=1)
     stop = threading.Event()
     thread = uploader.start(stop)
     try:
@@ -248,7 +366,7 @@ def test_the_background_thread_sends_new_events_and_recovers_after_an_outage(
         upstream.stop()
         fill(store, 3, start=2)
         uploader.wake()
-        assert wait_for(lambda: uploader.status()["last_error"] is not None)
+        assert wait_for(lambda: uploader.status()["state"] == "retrying")
         assert store.counts()["unsent"] == 3
 
         upstream.start()
@@ -258,11 +376,30 @@ def test_the_background_thread_sends_new_events_and_recovers_after_an_outage(
         stop.set()
         thread.join(timeout=5)
     assert not thread.is_alive()
-    assert [e["id"] for e in upstream.collector.events()] == [f"event-{n:04d}" for n in range(5)]
+    assert received_ids(upstream) == [routine(n).id for n in range(5)]
 
 
-def test_retry_delay_grows_from_the_interval_and_is_capped() -> None:
-    assert [retry_delay(n, 2.0) for n in range(6)] == [2.0, 2.0, 4.0, 8.0, 16.0, 32.0]
-    assert retry_delay(7, 2.0) == 60.0
-    assert retry_delay(10_000, 2.0) == 60.0
-    assert retry_delay(3, 300.0) == 300.0  # never shorter than the configured interval
+def test_upkeep_tasks_run_on_the_upload_thread_and_a_failing_one_does_not_stop_it(
+    store: EventStore, upstream: ReferenceUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        ran.append("broken")
+        raise RuntimeError("disk on fire")
+
+    def record() -> None:
+        ran.append(threading.current_thread().name)
+        store.append(make_event(77, decision="", kind="clock"))
+
+    section = section_for(upstream.url)
+    uploader = Uploader(store, UpstreamClient(section), section, clock=FixedClock(), upkeep=[broken, record])
+    stop = threading.Event()
+    thread = uploader.start(stop)
+    try:
+        assert wait_for(lambda: upstream.collector.count() == 1)  # what upkeep appended goes out
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert ran[:2] == ["broken", "uploader"]
+    assert "disk on fire" in caplog.text

@@ -69,20 +69,26 @@ def test_duplicate_ids_are_ignored_across_and_within_batches(upstream: Reference
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("bad_line", "bad_id", "reason"),
     [
-        (ndjson([event(1)]) + b'{"id": "e2", "time": \n', "line 2: not JSON"),
-        (ndjson([event(1)]) + b"[1, 2]\n", "line 2: not a JSON object"),
-        (ndjson([event(1), {"time": "2024-03-01T08:00:00Z"}]), 'line 2: no string "id"'),
-        (ndjson([event(1), {"id": "e9"}]), 'line 2: no string "time"'),
-        (b'{"id": "\xff", "time": "t"}\n', "not UTF-8"),
+        (b'{"id": "e2", "time": ', None, "not JSON"),
+        (b"[1, 2]", None, "not a JSON object"),
+        (b'{"time": "2024-03-01T08:00:00Z"}', None, 'no string "id"'),
+        (b'{"id": "e9"}', "e9", 'no string "time"'),
+        (b'{"id": "e\xff", "time": "t"}', None, "not UTF-8"),
+        (b'{"id": "e7", "time": "t", "decision": "MAYBE"}', "e7", 'decision must be "PASS" or "REFUSE"'),
     ],
 )
-def test_a_malformed_batch_is_refused_whole_with_the_reason(upstream: ReferenceUpstream, body: bytes, reason: str) -> None:
+def test_a_batch_with_bad_lines_is_refused_whole_naming_each_bad_line(
+    upstream: ReferenceUpstream, bad_line: bytes, bad_id: str | None, reason: str
+) -> None:
+    body = ndjson([event(1)]) + bad_line + b"\n" + ndjson([event(3)])
     answer = post_events(upstream.url, body)
-    assert answer.status_code == 400
-    assert reason in answer.json()["error"]
-    assert upstream.collector.count() == 0
+    assert answer.status_code == 422
+    assert answer.json()["rejected"] == [{"line": 2, "id": bad_id, "reason": answer.json()["rejected"][0]["reason"]}]
+    assert reason in answer.json()["rejected"][0]["reason"]
+    assert f"line 2: {reason}" in answer.json()["error"]
+    assert upstream.collector.count() == 0  # all or nothing: the good lines are not kept either
 
 
 def test_a_body_that_is_not_gzip_despite_its_label_is_refused(upstream: ReferenceUpstream) -> None:

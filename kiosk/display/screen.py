@@ -40,7 +40,9 @@ from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["idle", "measuring", "prompt_code", "prompt_wrist", "pass", "refuse", "out_of_service"]
+Kind = Literal[
+    "idle", "measuring", "hold_still", "measuring_again", "prompt_code", "prompt_wrist", "pass", "refuse", "out_of_service"
+]
 KINDS: tuple[str, ...] = get_args(Kind)
 
 PI_MODEL_PATH = Path("/proc/device-tree/model")
@@ -164,6 +166,8 @@ def draw_thermometer(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> 
 ICONS = {
     "idle": draw_code,
     "measuring": draw_thermometer,
+    "hold_still": draw_thermometer,
+    "measuring_again": draw_thermometer,
     "prompt_code": draw_code,
     "prompt_wrist": draw_thermometer,
     "pass": draw_check,
@@ -175,6 +179,9 @@ ICONS = {
 THEMES: dict[str, tuple[RGB, RGB, RGB]] = {
     "idle": (NAVY, WHITE, WHITE),
     "measuring": (NAVY, WHITE, WHITE),
+    # Not settled yet / a raised reading measured again: the headline in amber asks for attention.
+    "hold_still": (NAVY, AMBER, WHITE),
+    "measuring_again": (NAVY, AMBER, WHITE),
     "prompt_code": (NAVY, WHITE, WHITE),
     "prompt_wrist": (NAVY, WHITE, WHITE),
     "pass": (GREEN, WHITE, WHITE),
@@ -332,6 +339,12 @@ class Screen:
             self._text_cache[key] = image
         return image
 
+    def format_temperature(self, celsius: float) -> str:
+        """A temperature in the configured unit (``screen.temperature_unit``), one decimal."""
+        if self.section.temperature_unit == "F":
+            return f"{celsius * 9 / 5 + 32:.1f} °F"
+        return f"{celsius:.1f} °C"
+
     def _pairs(self, key: str, zh_size: int, en_size: int, colour: RGB) -> list[Item]:
         """Items for a texts.LINES entry in the screen's language; in "both", each Chinese line is
         followed by its English one, a little smaller."""
@@ -354,7 +367,7 @@ class Screen:
     def _body(self, state: ScreenState, colour: RGB) -> list[Item]:
         kind = state.kind
         temperature = (
-            [Item(f"{state.temperature_c:.1f} °C", 64 if kind == "pass" else 52, colour, True, 0)]
+            [Item(self.format_temperature(state.temperature_c), 64 if kind == "pass" else 52, colour, True, 0)]
             if state.temperature_c is not None
             else []
         )

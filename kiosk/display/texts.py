@@ -16,6 +16,8 @@ Language = Literal["zh", "en", "both"]
 TITLES: dict[str, dict[str, str]] = {
     "idle": {"zh": "扫码 · 测温", "en": "Health check"},
     "measuring": {"zh": "正在测温", "en": "Measuring"},
+    "hold_still": {"zh": "请保持不动", "en": "Please hold still"},
+    "measuring_again": {"zh": "再次测温", "en": "Measuring again"},
     "prompt_code": {"zh": "请出示健康码", "en": "Please show your code"},
     "prompt_wrist": {"zh": "请测量体温", "en": "Measure your temperature"},
     "pass": {"zh": "通过", "en": "PASS"},
@@ -30,6 +32,14 @@ LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "en": ("Show your health code to the camera", "Hold your wrist to the sensor"),
     },
     "measuring": {"zh": ("请保持不动",), "en": ("Hold still",)},
+    "hold_still": {
+        "zh": ("请对准测温区，不要移动",),
+        "en": ("Stay steady in front of the sensor",),
+    },
+    "measuring_again": {
+        "zh": ("体温偏高，正在复测", "请保持在测温区"),
+        "en": ("Raised reading: measuring a second time", "Stay in front of the sensor"),
+    },
     # Shown above "measuring" once the code has been read, so the visitor knows it worked.
     "code_read": {"zh": ("✓ 健康码已读取",), "en": ("✓ Code read",)},
     "prompt_code": {
@@ -76,6 +86,50 @@ LINES: dict[str, dict[str, tuple[str, ...]]] = {
     "stale_code": {
         "zh": ("健康码已过期，请刷新后重新出示",),
         "en": ("Code out of date: refresh your code and show it again",),
+    },
+    "malformed_code": {
+        "zh": ("此码已损坏或格式不正确，请联系工作人员",),
+        "en": ("Code damaged or in an unknown format: please see staff",),
+    },
+    "incomplete_code": {
+        "zh": ("此码由多个部分组成，请出示单个二维码或联系工作人员",),
+        "en": ("Code has several parts: show it as one QR code or see staff",),
+    },
+    "invalid_signature": {
+        "zh": ("证书签名无效，请联系工作人员",),
+        "en": ("Certificate signature not valid: please see staff",),
+    },
+    "untrusted_issuer": {
+        "zh": ("签发机构不在信任列表中，请联系工作人员",),
+        "en": ("Issuer not trusted here: please see staff",),
+    },
+    "expired": {
+        "zh": ("证书已过期",),
+        "en": ("Certificate expired",),
+    },
+    "not_yet_valid": {
+        "zh": ("证书尚未生效，请联系工作人员",),
+        "en": ("Certificate not valid yet: please see staff",),
+    },
+    "revoked": {
+        "zh": ("证书已被签发机构撤销",),
+        "en": ("Certificate revoked by its issuer",),
+    },
+    "replayed": {
+        "zh": ("此码刚刚已在本机使用，请出示本人的码",),
+        "en": ("Code already used here: please show your own code",),
+    },
+    "trust_list_stale": {
+        "zh": ("信任列表已过期，请联系工作人员",),
+        "en": ("Trust list out of date: please see staff",),
+    },
+    "clock_unsynchronised": {
+        "zh": ("设备时钟未同步，无法核验证书，请联系工作人员",),
+        "en": ("Kiosk clock not synchronised: please see staff",),
+    },
+    "test_required": {
+        "zh": ("需要近期核酸检测阴性结果",),
+        "en": ("A recent negative test is required",),
     },
 }
 

@@ -1,20 +1,35 @@
-"""The sampling rules: when a wrist is there, when its reading has settled, and what the kiosk is told.
+"""The measurement protocol: when a wrist is there, when its reading has settled, what it says about
+the body, and when to measure a second time.
 
 A state machine driven one reading at a time by `step()`, so tests walk it with a fake clock;
 `run()` calls `step()` at ``sample_hz`` on a thread of its own. Phases:
 
-- ``absent``: nothing warmer than ``presence_c`` in front of the sensor;
-- ``measuring``: a wrist is there and readings are being collected;
-- ``settled``: the measurement is over and its result waits in ``result`` for `consume()`. Usually
-  a temperature; ``failed`` if the readings never settled within ``max_settle_s``. The result
-  waits even if the wrist leaves, so a visitor who measures first and then finds their phone keeps it;
+- ``absent``: nothing in front of the sensor. A wrist (or forehead) is *present* when the object
+  reading is at least ``presence_c`` and at least ``presence_rise_c`` above the sensor's own
+  temperature (which follows the room), so a warm room is not taken for a visitor;
+- ``measuring``: readings are being collected. The reading has *settled* when, over the last
+  ``stable_window_s``, the readings neither drift (mean of the later half minus mean of the earlier
+  half) nor scatter (standard deviation) by more than ``stable_tolerance_c``. Not settled after
+  ``hold_still_after_s``: ``hold_still`` is set, and the screen asks the visitor to hold still;
+  not settled after ``max_settle_s``: the measurement fails (refused as a sensor fault).
+  The settled window gives a robust skin temperature (its interquartile mean, so a stray reading
+  does not move it), plus ``offset_c`` from calibration; the site's body model turns skin and room
+  into the body temperature (`kiosk.sensors.body_model`).
+  A first estimate at or above ``fever_c`` is not reported yet: ``attempt`` becomes 2 and a second,
+  independent window is measured (screening standards ask for a second measurement before acting
+  on a raised reading). The second estimate is the result; both are kept in ``readings``. If the
+  wrist is taken away and not brought back within ``remeasure_wait_s``, or the second window never
+  settles, the first (raised) estimate stands: the kiosk fails closed;
+- ``settled``: the measurement is over and its result waits in ``result`` for `consume()`. The
+  result waits even if the wrist leaves, so a visitor who measures first and then finds their
+  phone keeps it;
 - ``done``: the result was consumed and the same wrist is still there. Nothing is measured until it
   leaves, so one wrist gives one measurement;
 - ``fault``: the thermometer failed (``fault`` says why). It is retried every ``retry_after_s``; the
   first good reading brings it back to ``absent``. A fault during ``measuring`` leaves a failed
   result, so the visitor is refused, never passed.
 
-Whether the temperature is a fever is not decided here: `kiosk.decision` compares it.
+Whether the temperature is a fever or too cold to be true is decided by `kiosk.decision`.
 """
 
 from __future__ import annotations
@@ -24,14 +39,15 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from kiosk.config import ThermometerSection
 from kiosk.errors import SensorError
 from kiosk.results import TemperatureResult
-from kiosk.sensors.thermometer import Thermometer
+from kiosk.sensors.body_model import BodyModel
+from kiosk.sensors.thermometer import ThermoSample, Thermometer
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +55,40 @@ Phase = Literal["absent", "measuring", "settled", "done", "fault"]
 
 # Slack for comparing clock differences against configured durations (float sums of periods).
 _EPSILON_S = 1e-9
+# The fewest readings a settled window may hold (the config scheme guarantees the window has room).
+MIN_WINDOW_READINGS = 4
 
 
 @dataclass(frozen=True)
 class ThermometryState:
-    """A snapshot: ``since`` is the clock time the phase began; ``object_c`` the latest good reading."""
+    """A snapshot: ``since`` is the clock time the phase (or the wait for the wrist) began;
+    ``object_c`` and ``ambient_c`` are the latest good reading."""
 
     phase: Phase
     result: TemperatureResult | None = None
     fault: str | None = None
     object_c: float | None = None
     since: float = 0.0
+    ambient_c: float | None = None
+    attempt: int = 1  # 2 while a raised first reading is measured again
+    hold_still: bool = False  # measuring for longer than hold_still_after_s without settling
+
+
+def interquartile_mean(values: Sequence[float]) -> float:
+    """The mean of the middle half of the values: robust to a stray reading, less noisy than the median."""
+    ordered = sorted(values)
+    cut = len(ordered) // 4
+    middle = ordered[cut : len(ordered) - cut]
+    return statistics.fmean(middle)
+
+
+def is_stable(values: Sequence[float], tolerance_c: float) -> bool:
+    """Neither drifting (later half's mean against earlier half's) nor scattered beyond the tolerance."""
+    if len(values) < MIN_WINDOW_READINGS:
+        return False
+    half = len(values) // 2
+    drift = statistics.fmean(values[-half:]) - statistics.fmean(values[:half])
+    return abs(drift) <= tolerance_c + _EPSILON_S and statistics.stdev(values) <= tolerance_c + _EPSILON_S
 
 
 class Thermometry:
@@ -69,7 +108,10 @@ class Thermometry:
         self._clock = clock
         self._lock = threading.Lock()
         self._state = ThermometryState("absent", since=clock())
-        self._window: deque[tuple[float, float]] = deque()  # (clock time, object °C) while measuring
+        # (clock time, object °C, ambient °C) of the readings in the current window.
+        self._window: deque[tuple[float, float, float]] = deque()
+        self._first: TemperatureResult | None = None  # the raised first estimate while re-measuring
+        self._away_since: float | None = None  # re-measuring, and the wrist was taken away at this time
         self._last_attempt = float("-inf")
 
     def snapshot(self) -> ThermometryState:
@@ -84,7 +126,7 @@ class Thermometry:
             if state.result is None:
                 return None
             if state.phase == "settled":
-                wrist_there = state.object_c is not None and state.object_c >= self.section.presence_c
+                wrist_there = self._present(state.object_c, state.ambient_c)
                 self._state = replace(
                     state, phase="done" if wrist_there else "absent", result=None, since=self._clock()
                 )
@@ -99,10 +141,14 @@ class Thermometry:
         """
         with self._lock:
             self._window.clear()
+            self._first = None
+            self._away_since = None
             if self._state.phase == "fault":
                 self._state = replace(self._state, result=None)
             else:
-                self._state = ThermometryState("absent", object_c=self._state.object_c, since=self._clock())
+                self._state = ThermometryState(
+                    "absent", object_c=self._state.object_c, ambient_c=self._state.ambient_c, since=self._clock()
+                )
 
     def step(self) -> ThermometryState:
         """Take one reading (unless a fault's retry time has not come) and apply the rules."""
@@ -118,7 +164,7 @@ class Thermometry:
                 self._enter_fault(str(exc), now)
                 return self._state
         with self._lock:
-            self._apply(sample.object_c, now)
+            self._apply(sample, now)
             return self._state
 
     def run(self, stop: threading.Event) -> None:
@@ -135,6 +181,14 @@ class Thermometry:
 
     # The rules; called with the lock held.
 
+    def _present(self, object_c: float | None, ambient_c: float | None) -> bool:
+        if object_c is None:
+            return False
+        section = self.section
+        seen_c = object_c + section.offset_c
+        rise = seen_c - ambient_c if ambient_c is not None else float("inf")
+        return seen_c >= section.presence_c and rise >= section.presence_rise_c
+
     def _enter_fault(self, cause: str, now: float) -> None:
         state = self._state
         result = state.result
@@ -146,48 +200,102 @@ class Thermometry:
             log.warning("thermometer fault changed: %s", cause)
         since = state.since if state.phase == "fault" else now
         self._window.clear()
-        self._state = ThermometryState("fault", result=result, fault=cause, object_c=None, since=since)
+        self._first = None
+        self._away_since = None
+        self._state = ThermometryState("fault", result=result, fault=cause, since=since)
 
-    def _apply(self, object_c: float, now: float) -> None:
-        section = self.section
-        state = self._state
-        present = object_c >= section.presence_c
+    def _apply(self, sample: ThermoSample, now: float) -> None:
+        state = replace(self._state, object_c=sample.object_c, ambient_c=sample.ambient_c)
+        present = self._present(sample.object_c, sample.ambient_c)
         phase = state.phase
         if phase == "fault":
-            log.info("thermometer recovered (reads %.2f °C)", object_c)
-            self._state = ThermometryState("absent", result=state.result, object_c=object_c, since=now)
+            log.info("thermometer recovered (reads %.2f °C, room %.2f °C)", sample.object_c, sample.ambient_c)
+            self._state = replace(state, phase="absent", fault=None, since=now)
         elif phase == "absent" and present:
             self._window.clear()
-            self._window.append((now, object_c))
-            self._state = replace(state, phase="measuring", object_c=object_c, since=now)
+            self._window.append((now, sample.object_c, sample.ambient_c))
+            self._state = replace(state, phase="measuring", attempt=1, hold_still=False, since=now)
         elif phase == "measuring" and not present:
             self._window.clear()
-            self._state = replace(state, phase="absent", object_c=object_c, since=now)
+            self._state = self._wrist_gone(state, now)
         elif phase == "measuring":
-            self._window.append((now, object_c))
-            self._state = self._measure(replace(state, object_c=object_c), now)
+            if self._away_since is not None:
+                self._away_since = None
+                state = replace(state, since=now)  # the wrist is back for the second reading
+            self._window.append((now, sample.object_c, sample.ambient_c))
+            self._state = self._measure(state, now)
         elif phase == "done" and not present:
-            self._state = replace(state, phase="absent", object_c=object_c, since=now)
+            self._state = replace(state, phase="absent", since=now)
         else:
-            self._state = replace(state, object_c=object_c)
+            self._state = state
+
+    def _wrist_gone(self, state: ThermometryState, now: float) -> ThermometryState:
+        if state.attempt == 1:
+            return replace(state, phase="absent", hold_still=False, since=now)
+        # Re-measuring: wait for the wrist to come back, but not for ever.
+        if self._away_since is None:
+            self._away_since = now
+        if now - self._away_since >= self.section.remeasure_wait_s - _EPSILON_S:
+            return self._unconfirmed(state, now, "the wrist was taken away")
+        return replace(state, hold_still=False)
 
     def _measure(self, state: ThermometryState, now: float) -> ThermometryState:
         section = self.section
         while self._window and now - self._window[0][0] > section.stable_window_s + _EPSILON_S:
             self._window.popleft()
-        values = [value for _, value in self._window]
+        objects = [entry[1] for entry in self._window]
         elapsed = now - state.since
-        if (
-            elapsed >= section.stable_window_s - _EPSILON_S
-            and len(values) >= 3
-            and max(values) - min(values) <= section.stable_tolerance_c + _EPSILON_S
-        ):
-            result = TemperatureResult.measured(statistics.median(values) + section.offset_c, samples=len(values))
-            log.info("temperature %.1f °C from %d readings after %.2f s", result.celsius, len(values), elapsed)
-            return replace(state, phase="settled", result=result, since=now)
+        if elapsed >= section.stable_window_s - _EPSILON_S and is_stable(objects, section.stable_tolerance_c):
+            return self._settle(state, now, objects, elapsed)
         if elapsed >= section.max_settle_s - _EPSILON_S:
+            self._window.clear()
+            if state.attempt == 2:
+                return self._unconfirmed(state, now, f"the second reading did not settle within {section.max_settle_s:g} s")
             result = TemperatureResult.failed(f"did not settle within {section.max_settle_s:g} s")
             log.warning("thermometer reading %s", result.fault)
-            self._window.clear()
-            return replace(state, phase="settled", result=result, since=now)
-        return state
+            return replace(state, phase="settled", result=result, hold_still=False, since=now)
+        hold_still = elapsed >= section.hold_still_after_s - _EPSILON_S
+        if hold_still and not state.hold_still:
+            log.info("reading not settled after %.1f s: asking the visitor to hold still", elapsed)
+        return replace(state, hold_still=hold_still)
+
+    def _settle(self, state: ThermometryState, now: float, objects: list[float], elapsed: float) -> ThermometryState:
+        section = self.section
+        model = BodyModel.from_section(section)
+        skin_c = interquartile_mean(objects) + section.offset_c
+        ambient_c = statistics.median(entry[2] for entry in self._window)
+        body_c = model.body(skin_c, ambient_c)
+        samples = len(objects)
+        self._window.clear()
+        if state.attempt == 1 and round(body_c, 1) >= section.fever_c:
+            self._first = TemperatureResult.measured(
+                body_c, samples, skin_c=skin_c, ambient_c=ambient_c, site=model.site
+            )
+            log.info(
+                "raised first reading %.1f °C (%s skin %.2f °C, room %.2f °C): measuring again",
+                self._first.celsius, model.site, skin_c, ambient_c,
+            )
+            return replace(state, attempt=2, hold_still=False, since=now)
+        first = self._first
+        readings = (first.celsius, body_c) if first is not None and first.celsius is not None else (body_c,)
+        if first is not None:
+            samples += first.samples
+        result = TemperatureResult.measured(
+            body_c, samples, readings=readings, skin_c=skin_c, ambient_c=ambient_c, site=model.site
+        )
+        self._first = None
+        log.info(
+            "temperature %.1f °C (readings %s; %s skin %.2f °C, room %.2f °C) from %d readings after %.2f s",
+            result.celsius, "/".join(f"{r:.1f}" for r in result.readings), model.site, skin_c, ambient_c,
+            len(objects), elapsed,
+        )
+        return replace(state, phase="settled", result=result, hold_still=False, since=now)
+
+    def _unconfirmed(self, state: ThermometryState, now: float, why: str) -> ThermometryState:
+        first = self._first
+        self._first = None
+        self._away_since = None
+        result = first if first is not None else TemperatureResult.failed(why)
+        log.warning("no second reading (%s): the raised first reading %s °C stands", why,
+                    first.celsius if first is not None else "?")
+        return replace(state, phase="settled", result=result, hold_still=False, since=now)

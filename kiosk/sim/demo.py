@@ -22,6 +22,7 @@ from kiosk.app import Kiosk
 from kiosk.config import Config, load_overrides, merged
 from kiosk.display.screen import ScreenState
 from kiosk.parts import build_parts
+from kiosk.sim.credentials import DEMO_OPERATOR_PUBLIC_KEY
 from kiosk.sim.scenario import Director, PlatformPhone, queue_of
 from kiosk.sim.upstream import ReferenceUpstream
 from kiosk.sim.world import SimWorld
@@ -41,6 +42,10 @@ def demo_config(data_dir: Path, upstream_url: str, headless: bool) -> Config:
         "upstream": {"url": upstream_url, "interval_s": 0.5},
         "lights": {"driver": "mock", "relay_pulse_s": 0.5},
         "screen": {"mode": "headless" if headless else "auto"},
+        # The scripted queue draws from a dozen simulated people, so one person's code comes round
+        # again within the same minute: the replay guard would refuse them (see docs/codes.md).
+        "codes": {"replay_window_s": 0.0},
+        "trust": {"url": f"{upstream_url}/trust/list", "operator_key": DEMO_OPERATOR_PUBLIC_KEY},
     }, "demo")
 
 

@@ -9,6 +9,8 @@ depends on:
 - Phone codes are dynamic and change every minute; a printed family-proxy code (for a child or an
   elderly relative without a phone, linked to a family member's phone) is issued once a day.
 - The platform does not judge staleness: it reports when the code was generated and the kiosk decides.
+- Where a person's latest nucleic-acid test is on record, the lookup reports its sample time and
+  result (``test_at``, ``test_result``); the kiosk's test rule, if configured, judges it.
 
 Code text: ``HCP1:`` followed by 24 base32 characters encoding 15 bytes,
 ``kind (1) | person number (1) | time counter (4, big-endian) | HMAC-SHA256 truncated (9)``,
@@ -56,6 +58,8 @@ class Person:
     colour: str
     phone: str | None = None
     guardian: str | None = None  # for a family-proxy entry: the id of the family member whose phone it is linked to
+    test_at: datetime | None = None  # sample time of the latest nucleic-acid test on record
+    test_result: str | None = None  # "negative", "positive" or "pending"
 
     @property
     def proxy(self) -> bool:
@@ -156,6 +160,16 @@ class Population:
         with self._lock:
             self._person(person_id).colour = colour
 
+    def set_test(self, person_id: str, at: datetime, result: str = "negative") -> None:
+        """Record a person's latest nucleic-acid test; lookups report it from now on."""
+        if at.tzinfo is None:
+            raise ValueError("at must be timezone-aware")
+        if result not in ("negative", "positive", "pending"):
+            raise ValueError(f"result must be negative, positive or pending, got {result!r}")
+        with self._lock:
+            person = self._person(person_id)
+            person.test_at, person.test_result = at, result
+
     def _person(self, person_id: str) -> Person:
         try:
             return self._by_id[person_id]
@@ -204,11 +218,15 @@ class Population:
         if (kind == _KIND_PROXY) != person.proxy:
             return None
         with self._lock:
-            colour = person.colour
-        return {
+            colour, test_at, test_result = person.colour, person.test_at, person.test_result
+        answer = {
             "status": "ok",
             "colour": colour,
             "generated_at": _iso_z(_EPOCH + counter * _UNIT[kind]),
             "holder": mask_name(person.name),
             "proxy": person.proxy,
         }
+        if test_at is not None:
+            answer["test_at"] = _iso_z(test_at)
+            answer["test_result"] = test_result
+        return answer

@@ -5,31 +5,44 @@ Routes (JSON unless said otherwise; tokens are checked only when configured):
     POST /platform/verify        {"code": "..."} -> 200 the platform's record | 404 unknown code
     GET  /platform/sim/people    the simulated population (for scenarios and the demo)
     GET  /platform/sim/code      ?person=ID&minutes_ago=N -> {"code": "..."} as that person's phone showed it
+    GET  /trust/list             the trust list signed with the demo operator key (ETag; 304 if unchanged)
     POST /events                 NDJSON batch (optionally gzip) -> {"accepted": n, "duplicates": m}
+                                 | 422 {"error": ..., "rejected": [{"line", "id", "reason"}, ...]}
     GET  /events                 NDJSON of everything received
 
 The collector side follows docs/upload-protocol.md. A batch is stored whole or not at all, so a
-kiosk whose batch was refused can resend it unchanged once the problem is fixed.
+kiosk whose batch was refused can resend it (without the events named as bad). A batch's
+``Idempotency-Key`` is remembered: the same batch again gets the same answer.
+
+Given a certificate and key it serves HTTPS. For tests, ``inject()`` queues faults that the next
+POST /events requests suffer (an error status, a stall, a dropped connection, an answer whose body
+never comes, a server that stores the batch and dies).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import signal
 import socket
+import ssl
+import struct
 import tempfile
 import threading
 import zlib
+from collections import Counter, deque
+from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from kiosk.errors import KioskError
 from kiosk.sim.collector import Collector
+from kiosk.sim.credentials import DemoCredentials
 from kiosk.sim.population import Population
 
 logger = logging.getLogger(__name__)
@@ -37,6 +50,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # on the wire, and again after gunzip
 MAX_VERIFY_BODY_BYTES = 64 * 1024
 NDJSON = "application/x-ndjson"
+# The trust list is signed again (a new issued_at, a new ETag) once the served one is this old.
+TRUST_LIST_RESIGN = timedelta(hours=1)
 
 
 class ServeError(KioskError):
@@ -46,10 +61,40 @@ class ServeError(KioskError):
 class _Reply(Exception):
     """Ends a request early with this status and JSON payload."""
 
-    def __init__(self, status: int, payload: Any, close: bool = False):
+    def __init__(self, status: int, payload: Any, close: bool = False, headers: dict[str, str] | None = None):
         self.status = status
         self.payload = payload
         self.close = close
+        self.headers = headers or {}
+
+
+class _Hangup(Exception):
+    """Ends a request without any answer (a fault); ``reset`` sends a TCP reset instead of a close."""
+
+    def __init__(self, reset: bool = False):
+        self.reset = reset
+
+
+FaultKind = Literal["status", "stall", "drop", "no_body", "accept_then_die"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the next POST /events suffers (for tests):
+
+    - ``status``: answer ``status`` (500, 503, 429, 401 ...) with ``retry_after`` as Retry-After;
+      nothing is stored;
+    - ``stall``: read the batch, then say nothing for ``seconds`` and hang up; nothing is stored;
+    - ``drop``: read half the batch, then reset the connection; nothing is stored;
+    - ``no_body``: store the batch, send "200" and its headers, then never the body (hang up
+      after ``seconds``);
+    - ``accept_then_die``: store the batch, then hang up without answering and stop the server.
+    """
+
+    kind: FaultKind
+    status: int = 500
+    retry_after: str | None = None
+    seconds: float = 0.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -57,10 +102,25 @@ class _Server(ThreadingHTTPServer):
 
     upstream: "ReferenceUpstream"
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 tls: ssl.SSLContext | None = None):
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self.tls = tls
         super().__init__(address, handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        connection, address = self.socket.accept()
+        if self.tls is not None:
+            # The handshake happens on the request's own thread (first read), so a slow or
+            # plain-HTTP client cannot hold up the accepting loop.
+            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Route errors are answered in _dispatch; what gets here is a client that went away or
+        # failed the TLS handshake.
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
@@ -108,12 +168,14 @@ class _Handler(BaseHTTPRequestHandler):
         ("GET", "/platform/sim/code"): "_code",
         ("POST", "/events"): "_post_events",
         ("GET", "/events"): "_get_events",
+        ("GET", "/trust/list"): "_trust_list",
     }
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         name = self._ROUTES.get((method, url.path))
         self._body_consumed = False
+        self._extra_headers: dict[str, str] = {}
         try:
             if name is None:
                 if any(path == url.path for _, path in self._ROUTES):
@@ -124,6 +186,10 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.close:
                 self.close_connection = True
             status, body, content_type = reply.status, _json(reply.payload), "application/json"
+            self._extra_headers.update(reply.headers)
+        except _Hangup as hangup:
+            self._hang_up(hangup.reset)
+            return
         except Exception:
             logger.exception("reference upstream failed on %s %s", method, url.path)
             status, body, content_type = 500, _json({"error": "internal error"}), "application/json"
@@ -134,10 +200,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for header, value in self._extra_headers.items():
+            self.send_header(header, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+
+    def _hang_up(self, reset: bool) -> None:
+        """Drop the connection with no answer: a reset, or a plain close."""
+        self.close_connection = True
+        try:
+            if reset:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -225,15 +304,63 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(404, {"error": f"unknown person {person!r}"}) from None
         return 200, _json({"code": code}), "application/json"
 
+    # --- trust list ----------------------------------------------------------------------------
+
+    def _trust_list(self, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
+        body, etag = self.server.upstream.trust_list()
+        self._extra_headers["ETag"] = etag
+        if etag in [tag.strip() for tag in self.headers.get("If-None-Match", "").split(",")]:
+            return 304, b"", "application/json"
+        return 200, body, "application/json"
+
     # --- collector -----------------------------------------------------------------------------
 
     def _post_events(self, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
-        self._check_token(self.server.upstream.collector_token, {"error": "wrong or missing token"})
+        upstream = self.server.upstream
+        fault = upstream.take_fault()
+        if fault is not None and fault.kind == "status":
+            self._read_body(MAX_BODY_BYTES)
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            raise _Reply(fault.status, {"error": f"injected fault {fault.status}"}, headers=headers)
+        if fault is not None and fault.kind == "drop":
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length // 2)
+            raise _Hangup(reset=True)
+        self._check_token(upstream.collector_token, {"error": "wrong or missing token"})
         body = self._read_body(MAX_BODY_BYTES)
-        events = parse_ndjson(body)
-        accepted, duplicates = self.server.upstream.collector.receive(events)
+        if fault is not None and fault.kind == "stall":
+            upstream.closing.wait(fault.seconds)
+            raise _Hangup()
+        key = self.headers.get("Idempotency-Key", "").strip()[:128] or None
+        answer = upstream.collector.answer_for(key) if key else None
+        if answer is not None:
+            logger.debug("batch %s seen before: answered again", key)
+            upstream.count("replayed")
+            return 200, _json({**answer, "replayed": True}), "application/json"
+        events, rejected = parse_ndjson(body)
+        if rejected:
+            first = rejected[0]
+            upstream.count("refused")
+            raise _Reply(422, {
+                "error": f"{len(rejected)} event(s) refused, line {first['line']}: {first['reason']}",
+                "rejected": rejected,
+            })
+        accepted, duplicates = upstream.collector.receive(events, key)
+        upstream.count("stored")
         logger.debug("received %d events (%d duplicates)", accepted, duplicates)
-        return 200, _json({"accepted": accepted, "duplicates": duplicates}), "application/json"
+        payload = _json({"accepted": accepted, "duplicates": duplicates})
+        if fault is not None and fault.kind == "no_body":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.flush()
+            upstream.closing.wait(fault.seconds)
+            raise _Hangup()
+        if fault is not None and fault.kind == "accept_then_die":
+            threading.Thread(target=upstream.stop, name="upstream-dies", daemon=True).start()
+            raise _Hangup()
+        return 200, payload, "application/json"
 
     def _get_events(self, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
         self._check_token(self.server.upstream.collector_token, {"error": "wrong or missing token"})
@@ -246,27 +373,44 @@ def _json(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
-def parse_ndjson(body: bytes) -> list[dict[str, Any]]:
-    """Every line of a batch as an event, or a 400 naming the first bad line (blank lines are skipped)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Reply(400, {"error": f"body is not UTF-8 (byte {exc.start})"}) from None
+def _line_problem(item: Any) -> str | None:
+    """Why one decoded line is not an acceptable event, or None."""
+    if not isinstance(item, dict):
+        return "not a JSON object"
+    for key in ("id", "time"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            return f'no string "{key}"'
+    if item.get("kind", "decision") == "decision" and item.get("decision", "PASS") not in ("PASS", "REFUSE"):
+        return f'decision must be "PASS" or "REFUSE", got {item["decision"]!r}'[:160]
+    return None
+
+
+def parse_ndjson(body: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The events of a batch, and the lines refused with their reason (blank lines are skipped).
+
+    Each refusal names its line (1-based) and, when readable, the event's id, so a kiosk can set
+    those events aside and send the rest.
+    """
     events: list[dict[str, Any]] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+    rejected: list[dict[str, Any]] = []
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        if not raw.strip():
             continue
         try:
-            item = json.loads(line)
+            item = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            rejected.append({"line": number, "id": None, "reason": f"not UTF-8 (byte {exc.start})"})
+            continue
         except ValueError as exc:
-            raise _Reply(400, {"error": f"line {number}: not JSON ({getattr(exc, 'msg', exc)})"}) from None
-        if not isinstance(item, dict):
-            raise _Reply(400, {"error": f"line {number}: not a JSON object"})
-        for key in ("id", "time"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise _Reply(400, {"error": f'line {number}: no string "{key}"'})
+            rejected.append({"line": number, "id": None, "reason": f"not JSON ({getattr(exc, 'msg', exc)})"})
+            continue
+        problem = _line_problem(item)
+        if problem:
+            event_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+            rejected.append({"line": number, "id": event_id, "reason": problem})
+            continue
         events.append(item)
-    return events
+    return events, rejected
 
 
 class ReferenceUpstream:
@@ -281,19 +425,39 @@ class ReferenceUpstream:
         collector_token: str = "",
         *,
         population: Population | None = None,
+        credentials: DemoCredentials | None = None,
+        tls_cert: Path | str | None = None,
+        tls_key: Path | str | None = None,
     ):
         """``data_dir`` holds the collector's database (a temporary folder when None, removed by
         ``close()``); ``population`` defaults to a fresh ``kiosk.sim.population.Population``
-        (pass one built with an injected clock to control the platform's time)."""
+        (pass one built with an injected clock to control the platform's time). With
+        ``tls_cert`` (PEM, and ``tls_key`` unless the key is in the same file) it serves HTTPS."""
         self.host = host
         self.platform_token = platform_token
         self.collector_token = collector_token
+        self.closing = threading.Event()  # cuts injected stalls short when the server stops
+        self._faults: deque[Fault] = deque()
+        self._faults_lock = threading.Lock()
+        # POST /events outcomes: "stored", "replayed" (idempotency key seen), "refused", "fault".
+        self.stats: Counter[str] = Counter()
+        self._tls: ssl.SSLContext | None = None
+        if tls_cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                context.load_cert_chain(str(tls_cert), str(tls_key) if tls_key is not None else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise ServeError(f"cannot load the TLS certificate {tls_cert}: {exc}") from None
+            self._tls = context
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kiosk-upstream-")
             data_dir = self._tmp.name
         self.data_dir = Path(data_dir)
         self.population = population if population is not None else Population()
+        self.credentials = credentials if credentials is not None else DemoCredentials()
+        self._trust_lock = threading.Lock()
+        self._trust: tuple[bytes, str, Any] | None = None
         self.collector = Collector(self.data_dir / "collector.db")
         self._thread: threading.Thread | None = None
         try:
@@ -305,7 +469,7 @@ class ReferenceUpstream:
 
     def _bind(self, port: int) -> _Server:
         try:
-            server = _Server((self.host, port), _Handler)
+            server = _Server((self.host, port), _Handler, self._tls)
         except OSError as exc:
             raise ServeError(f"cannot listen on {self.host}:{port}: {exc.strerror or exc}") from None
         server.upstream = self
@@ -313,7 +477,43 @@ class ReferenceUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults: each of the next POST /events requests suffers one, in order."""
+        with self._faults_lock:
+            self._faults.extend(faults)
+
+    def take_fault(self) -> Fault | None:
+        with self._faults_lock:
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            self.count("fault")
+        return fault
+
+    def count(self, outcome: str) -> None:
+        with self._faults_lock:
+            self.stats[outcome] += 1
+
+    @property
+    def serving(self) -> bool:
+        """Whether it listens now (false after stop(), or after an "accept_then_die" fault)."""
+        return self._server is not None
+
+    @property
+    def pending_faults(self) -> int:
+        with self._faults_lock:
+            return len(self._faults)
+
+    def trust_list(self) -> tuple[bytes, str]:
+        """The signed trust list and its ETag (signed at the platform clock's time, hourly)."""
+        now = self.population.now()
+        with self._trust_lock:
+            if self._trust is None or not timedelta(0) <= now - self._trust[2] < TRUST_LIST_RESIGN:
+                body = self.credentials.signed_trust_list(now)
+                self._trust = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', now)
+            return self._trust[0], self._trust[1]
 
     def start(self) -> "ReferenceUpstream":
         """Serve in a background thread; after ``stop()`` this listens again on the same port."""
@@ -321,6 +521,7 @@ class ReferenceUpstream:
             return self
         if self._server is None:
             self._server = self._bind(self.port)
+        self.closing.clear()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="reference-upstream", daemon=True
         )
@@ -332,6 +533,7 @@ class ReferenceUpstream:
         """Stop serving and close the port (received events stay in ``collector``)."""
         if self._server is None:
             return
+        self.closing.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -361,9 +563,12 @@ def serve(
     host: str = "127.0.0.1",
     platform_token: str = "",
     collector_token: str = "",
+    tls_cert: Path | str | None = None,
+    tls_key: Path | str | None = None,
 ) -> int:
     """Run the reference upstream in the foreground until Ctrl-C or SIGTERM; returns the exit status."""
-    upstream = ReferenceUpstream(host, port, data_dir, platform_token, collector_token)
+    upstream = ReferenceUpstream(host, port, data_dir, platform_token, collector_token,
+                                 tls_cert=tls_cert, tls_key=tls_key)
     stopping = threading.Event()
     previous = None
     try:

@@ -1,9 +1,16 @@
 """What the IR sensor sees as a visitor holds a wrist up and takes it away.
 
 A `WristProfile` is the object-temperature source of an emulated MLX90614 (`MLX90614Chip`). With
-no wrist it reads the room. When a wrist arrives, the reading rises exponentially toward the skin
-temperature (a first-order response, time constant ``tau_s``); when it leaves, it falls back to the
-room the same way. Every reading carries a little Gaussian noise, like the real sensor.
+no wrist it reads the room. Two things shape the reading when a wrist arrives (or leaves):
+
+- the wrist moving into the sensor's field of view: what the sensor looks at changes from room to
+  skin over ``approach_s`` seconds (a linear ramp: the skin fills more and more of the view);
+- the sensor's own low-pass filter, a first-order response with time constant ``tau_s``. The
+  default is the factory setting: config register 1 bits 2:0 = 100 (FIR 1024, no IIR stage) has a
+  7.23 Hz bandwidth, tau = 1 / (2 pi 7.23 Hz) = 22 ms. `tau_for_bandwidth` gives the time constant
+  of the other settings (0.15 Hz, the heaviest, is about 1.1 s).
+
+Every reading carries a little Gaussian noise, like the real sensor.
 
 The demo's scenario thread calls `approach` / `leave` while the sampling thread reads the
 temperature, so the state sits behind a lock. Clock and random generator are injectable, so tests
@@ -18,29 +25,45 @@ import threading
 import time
 from collections.abc import Callable
 
+FACTORY_BANDWIDTH_HZ = 7.23
+
+
+def tau_for_bandwidth(bandwidth_hz: float) -> float:
+    """The time constant of a first-order low-pass filter with this -3 dB bandwidth."""
+    return 1.0 / (2.0 * math.pi * bandwidth_hz)
+
+
+FACTORY_TAU_S = tau_for_bandwidth(FACTORY_BANDWIDTH_HZ)
+
 
 class WristProfile:
     def __init__(
         self,
         ambient_c: float = 22.0,
         *,
-        tau_s: float = 0.15,
+        tau_s: float = FACTORY_TAU_S,
+        approach_s: float = 0.2,
         noise_c: float = 0.05,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         if tau_s <= 0:
             raise ValueError(f"tau_s must be positive, got {tau_s}")
+        if approach_s < 0:
+            raise ValueError(f"approach_s must not be negative, got {approach_s}")
         if noise_c < 0:
             raise ValueError(f"noise_c must not be negative, got {noise_c}")
         self.ambient_c = ambient_c
         self.tau_s = tau_s
+        self.approach_s = approach_s
         self.noise_c = noise_c
         self._rng = rng if rng is not None else random.Random(0)
         self._clock = clock
         self._lock = threading.Lock()
-        # The response heads from `_start_c` (value at `_since`) toward `_skin_c`, or the room if None.
+        # Since `_since`, the view ramps from `_from_c` to `_skin_c` (the room if None) and the
+        # filtered reading starts at `_start_c`.
         self._skin_c: float | None = None
+        self._from_c = ambient_c
         self._start_c = ambient_c
         self._since = clock()
 
@@ -71,11 +94,33 @@ class WristProfile:
     def _retarget(self, skin_c: float | None, at: float | None) -> None:
         with self._lock:
             at = self._clock() if at is None else at
-            self._start_c = self._ideal(at)  # start from wherever the reading is, e.g. half risen
+            # Start from wherever the view and the reading are, e.g. half way in.
+            self._from_c, self._start_c = self._view(at), self._ideal(at)
             self._skin_c = skin_c
             self._since = at
 
-    def _ideal(self, now: float) -> float:
-        target = self.ambient_c if self._skin_c is None else self._skin_c
+    def _target(self) -> float:
+        return self.ambient_c if self._skin_c is None else self._skin_c
+
+    def _view(self, now: float) -> float:
+        """What is in front of the sensor, before its filter."""
         elapsed = max(0.0, now - self._since)
-        return target + (self._start_c - target) * math.exp(-elapsed / self.tau_s)
+        if self.approach_s <= 0 or elapsed >= self.approach_s:
+            return self._target()
+        return self._from_c + (self._target() - self._from_c) * elapsed / self.approach_s
+
+    def _ideal(self, now: float) -> float:
+        """The filtered reading without noise: a first-order filter driven by the ramping view."""
+        tau, ramp = self.tau_s, self.approach_s
+        target, start_view, start = self._target(), self._from_c, self._start_c
+        elapsed = max(0.0, now - self._since)
+        if ramp <= 0:
+            return target + (start - target) * math.exp(-elapsed / tau)
+        rate = (target - start_view) / ramp
+
+        def during(t: float) -> float:  # closed form of the filter's response to the ramp
+            return start_view + rate * (t - tau * (1.0 - math.exp(-t / tau))) + (start - start_view) * math.exp(-t / tau)
+
+        if elapsed <= ramp:
+            return during(elapsed)
+        return target + (during(ramp) - target) * math.exp(-(elapsed - ramp) / tau)

@@ -1,7 +1,10 @@
 """The upstream HTTP API as the kiosk sees it: POST a batch of events to the collector.
 
 The wire format is described in docs/upload-protocol.md. One call is one request: retrying is the
-uploader's job, and it is safe because the collector ignores event ids it already has.
+uploader's job, and it is safe because the collector ignores event ids it already has. Every
+request has a connect and a read timeout; HTTPS certificates are always verified (against
+``upstream.ca_bundle`` when set). The bearer token goes only into the Authorization header: it is
+never logged and never part of an error.
 """
 
 from __future__ import annotations
@@ -9,25 +12,60 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import requests
 
 from kiosk.config import UpstreamSection
 from kiosk.errors import KioskError
 from kiosk.events import Event
+from kiosk.sync.retry import parse_retry_after
+from kiosk.sync.store import batch_key
 
 logger = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# gzip level 6: most of level 9's gain for a fraction of its time.
+GZIP_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One event the collector refused by name: its line in the batch (1-based) and/or id, and why."""
+
+    line: int | None
+    id: str | None
+    reason: str
 
 
 class UploadError(KioskError):
-    """A batch did not reach the collector; ``status`` is the HTTP status when there was an answer."""
+    """A batch did not reach the collector.
 
-    def __init__(self, cause: str, status: int | None = None):
+    ``status`` is the HTTP status when there was an answer; ``retry_after_s`` the collector's
+    Retry-After (429 and 503 only); ``rejected`` the events it refused by name.
+    """
+
+    def __init__(self, cause: str, status: int | None = None, retry_after_s: float | None = None,
+                 rejected: tuple[Rejection, ...] = ()):
         self.cause = cause
         self.status = status
+        self.retry_after_s = retry_after_s
+        self.rejected = rejected
         super().__init__(cause)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The collector's 2xx answer: how many events were new and how many it already had."""
+
+    status: int
+    accepted: int | None = None
+    duplicates: int | None = None
 
 
 def encode_batch(events: list[Event]) -> bytes:
@@ -37,57 +75,116 @@ def encode_batch(events: list[Event]) -> bytes:
 
 def _network_cause(exc: requests.RequestException, timeout_s: float) -> str:
     """A one-line reason instead of urllib3's nested repr (which repeats the whole URL twice)."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        found = re.search(r"(certificate verify failed: [^(')\"]+|wrong version number|[A-Z_]+_ERROR)", text)
+        return "TLS failed: " + (found.group(1).strip() if found else "handshake error")
     if isinstance(exc, requests.Timeout):
         return f"no answer within {timeout_s:g} s"
-    text = str(exc)
+    if "Read timed out" in text:  # a body that stopped arriving is reported as a connection error
+        return f"answer stopped arriving (no data for {timeout_s:g} s)"
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
     if found:
         return found.group(1).strip()
+    for known in ("RemoteDisconnected", "Connection aborted", "IncompleteRead", "ProtocolError"):
+        if known in text:
+            return "connection closed before the answer was complete"
     return type(exc).__name__
 
 
-def _answer_reason(response: requests.Response) -> str:
-    """The collector's own short reason, if it sent one as {"error": "..."}."""
+def _answer_json(response: requests.Response) -> Any:
     try:
-        data = response.json()
+        return response.json()
     except ValueError:
-        return ""
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return data["error"][:120]
-    return ""
+        return None
+
+
+def _rejections(data: Any) -> tuple[Rejection, ...]:
+    """The collector's list of refused events, {"rejected": [{"line": 3, "id": "...", "reason": "..."}]}."""
+    if not isinstance(data, dict) or not isinstance(data.get("rejected"), list):
+        return ()
+    found = []
+    for item in data["rejected"][:10_000]:
+        if not isinstance(item, dict):
+            continue
+        line = item.get("line") if isinstance(item.get("line"), int) else None
+        event_id = item.get("id") if isinstance(item.get("id"), str) else None
+        reason = item.get("reason") if isinstance(item.get("reason"), str) else "refused by the collector"
+        if line is not None or event_id is not None:
+            found.append(Rejection(line, event_id, reason[:200]))
+    return tuple(found)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class UpstreamClient:
     """Sends event batches to ``{upstream.url}/events``."""
 
-    def __init__(self, section: UpstreamSection, session: requests.Session | None = None):
+    def __init__(self, section: UpstreamSection, session: requests.Session | None = None,
+                 utcnow: Callable[[], datetime] = _utcnow):
         self._section = section
         self._session = session if session is not None else requests.Session()
+        self._utcnow = utcnow
         self.url = section.url.rstrip("/") + "/events"
+        self._ca_problem: str | None = None
+        # Passed with every request: a session-wide setting would lose to REQUESTS_CA_BUNDLE.
+        self._verify: str | bool = True
+        if section.ca_bundle:
+            bundle = Path(section.ca_bundle)
+            if bundle.is_file():
+                self._verify = str(bundle)
+            else:
+                # Uploads fail with this reason (shown in `kiosk status`); the kiosk keeps serving
+                # and keeps its events until the file is there.
+                self._ca_problem = f"upstream.ca_bundle {bundle}: no such file"
+        if section.url.startswith("http://") and section.token.get_secret_value():
+            logger.warning("upstream.token is sent over plain HTTP to %s; use https://", section.url.split("@")[-1])
 
-    def post_events(self, events: list[Event]) -> None:
-        """POST one batch; returns when the collector answered 2xx, raises UploadError otherwise."""
-        if not events:
-            return
-        body = encode_batch(events)
-        headers = {"Content-Type": NDJSON}
+    def post_batch(self, body: bytes, key: str) -> Receipt:
+        """POST one NDJSON batch (uncompressed ``body``) with its idempotency key.
+
+        Returns the collector's receipt on 2xx; raises UploadError otherwise.
+        """
+        if self._ca_problem:
+            raise UploadError(self._ca_problem)
+        headers = {"Content-Type": NDJSON, IDEMPOTENCY_HEADER: key}
         if self._section.gzip:
-            body = gzip.compress(body, mtime=0)
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
             headers["Content-Encoding"] = "gzip"
         token = self._section.token.get_secret_value()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        timeout = self._section.timeout_s
         try:
-            response = self._session.post(self.url, data=body, headers=headers, timeout=self._section.timeout_s)
+            response = self._session.post(self.url, data=body, headers=headers, timeout=(timeout, timeout),
+                                          verify=self._verify)
         except requests.RequestException as exc:
-            raise UploadError(f"collector unreachable: {_network_cause(exc, self._section.timeout_s)}") from None
+            raise UploadError(f"collector unreachable: {_network_cause(exc, timeout)}") from None
         with response:
+            data = _answer_json(response)
             if 200 <= response.status_code < 300:
-                logger.debug("sent %d events (%d bytes) to %s", len(events), len(body), self.url)
-                return
-            reason = _answer_reason(response)
+                logger.debug("sent batch %s (%d bytes) to %s", key, len(body), self.url)
+                if isinstance(data, dict):
+                    accepted, duplicates = data.get("accepted"), data.get("duplicates")
+                    return Receipt(response.status_code,
+                                   accepted if isinstance(accepted, int) else None,
+                                   duplicates if isinstance(duplicates, int) else None)
+                return Receipt(response.status_code)
+            reason = data["error"][:160] if isinstance(data, dict) and isinstance(data.get("error"), str) else ""
             cause = f"collector answered {response.status_code}" + (f": {reason}" if reason else "")
-            raise UploadError(cause, status=response.status_code)
+            retry_after = None
+            if response.status_code in (429, 503):
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._utcnow())
+            raise UploadError(cause, status=response.status_code, retry_after_s=retry_after,
+                              rejected=_rejections(data))
+
+    def post_events(self, events: list[Event]) -> Receipt | None:
+        """POST these events as one batch (None when there are none)."""
+        if not events:
+            return None
+        return self.post_batch(encode_batch(events), batch_key([event.id for event in events]))
 
     def close(self) -> None:
         self._session.close()

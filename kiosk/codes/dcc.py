@@ -1,0 +1,258 @@
+"""EU Digital COVID Certificates (``HC1:``), verified offline against the trust list.
+
+``HC1:`` + Base45 -> zlib -> COSE_Sign1 (optionally inside a CWT tag) -> CWT claims holding the
+certificate (claim -260, entry 1). The signer is looked up by ``kid`` (protected header first, the
+unprotected one only when the protected header has none), and the signature is checked against
+every trusted certificate sharing that kid, with ES256 (EC P-256) or PS256 (RSA-PSS, SHA-256,
+salt = hash length). The signature check itself is ``cryptography``'s; only the COSE framing
+(the Sig_structure of RFC 8152 section 4.4) is built here. ``iat`` and ``exp`` are checked against
+the injected time, and a valid certificate gets its colour from the configured policy
+(``codes.dcc_*``).
+
+Every refusal names one stable reason; nothing about the holder is logged.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import zlib
+from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
+from typing import Any
+
+import base45
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
+
+from kiosk.codes.finding import Finding
+from kiosk.codes.trust import DCC_KINDS, DccSigner, TrustStore, seconds
+from kiosk.config import CodesSection
+from kiosk.decision import Reason
+
+log = logging.getLogger(__name__)
+
+PREFIX = "HC1:"
+# A QR code holds at most 4296 alphanumeric characters; anything longer was not scanned from one.
+MAX_PAYLOAD_CHARS = 4400
+MAX_COSE_BYTES = 64 * 1024
+_BASE45 = re.compile(r"[0-9A-Z $%*+\-./:]*")
+_ES256, _PS256 = -7, -37
+_ALGORITHMS = {_ES256: "ES256", _PS256: "PS256"}
+_TAG_CWT, _TAG_SIGN1 = 61, 18
+_HEADER_ALG, _HEADER_KID = 1, 4
+_CLAIM_ISS, _CLAIM_EXP, _CLAIM_IAT, _CLAIM_HCERT = 1, 4, 6, -260
+_TEST_NOT_DETECTED, _TEST_DETECTED = "260415000", "260373001"
+_PSS = padding.PSS(mgf=padding.MGF1(SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+_ECDSA = ec.ECDSA(SHA256())
+
+
+class _Refused(Exception):
+    def __init__(self, reason: Reason, problem: str):
+        self.reason = reason
+        self.problem = problem
+
+
+def _malformed(problem: str) -> _Refused:
+    return _Refused(Reason.MALFORMED_CODE, problem)
+
+
+def _cbor(data: bytes, what: str) -> Any:
+    """One CBOR item filling ``data`` exactly (cbor2 alone would ignore trailing bytes)."""
+    stream = io.BytesIO(data)
+    try:
+        value = cbor2.CBORDecoder(stream).decode()
+    except Exception as exc:  # untrusted bytes: any decoder failure means "not CBOR"
+        raise _malformed(f"{what} is not valid CBOR ({type(exc).__name__})") from None
+    if stream.tell() != len(data):
+        raise _malformed(f"{what} has {len(data) - stream.tell()} trailing bytes")
+    return value
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        cose = inflater.decompress(data, MAX_COSE_BYTES + 1)
+    except zlib.error as exc:
+        raise _malformed(f"not zlib-compressed ({exc})") from None
+    if len(cose) > MAX_COSE_BYTES:
+        raise _malformed(f"inflates to more than {MAX_COSE_BYTES} bytes")
+    if not inflater.eof:
+        raise _malformed("compressed data is truncated")
+    if inflater.unused_data:
+        raise _malformed("trailing bytes after the compressed data")
+    return cose
+
+
+def _signature_ok(signer: DccSigner, alg: int, to_be_signed: bytes, signature: bytes) -> bool:
+    key = signer.public_key
+    try:
+        if alg == _ES256 and isinstance(key, ec.EllipticCurvePublicKey):
+            if len(signature) != 64:
+                return False
+            r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            key.verify(encode_dss_signature(r, s), to_be_signed, _ECDSA)
+            return True
+        if alg == _PS256 and isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, to_be_signed, _PSS, SHA256())
+            return True
+    except (InvalidSignature, ValueError):
+        return False
+    return False  # the algorithm does not fit the certificate's key
+
+
+def _utc(value: float, what: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(value, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise _malformed(f"{what} is out of range") from None
+
+
+class DccVerifier:
+    """Verifies ``HC1:`` payloads; stateless apart from its policy, so one instance serves all threads."""
+
+    def __init__(self, codes: CodesSection, skew: timedelta = timedelta(seconds=10)):
+        self._codes = codes
+        self._skew = skew.total_seconds()
+
+    def verify(self, payload: str, store: TrustStore, now: datetime) -> Finding:
+        """What the certificate says, judged at ``now`` against ``store``; never raises for bad input."""
+        try:
+            return self._verify(payload, store, now)
+        except _Refused as refused:
+            log.info("EU DCC refused: %s: %s", refused.reason, refused.problem)
+            return Finding.refuse(refused.reason, refused.problem)
+
+    def _verify(self, payload: str, store: TrustStore, now: datetime) -> Finding:
+        cose = self._unwrap(payload)
+        protected_bytes, unprotected, claims_bytes, signature = self._sign1(cose)
+        protected = _cbor(protected_bytes, "protected header") if protected_bytes else {}
+        if not isinstance(protected, Mapping):
+            raise _malformed("protected header is not a map")
+        # A header absent from the protected bucket may come from the unprotected one (COSE lets
+        # the kid sit there); the Sig_structure covers only the protected bucket, which is why the
+        # algorithm must in any case fit the certificate's key type.
+        alg = protected[_HEADER_ALG] if _HEADER_ALG in protected else unprotected.get(_HEADER_ALG)
+        kid = protected[_HEADER_KID] if _HEADER_KID in protected else unprotected.get(_HEADER_KID)
+        if alg not in _ALGORITHMS:
+            raise _Refused(Reason.INVALID_SIGNATURE, f"unsupported algorithm {alg!r} (ES256 or PS256)")
+        if not isinstance(kid, bytes) or not kid:
+            raise _Refused(Reason.UNTRUSTED_ISSUER, "no key id (kid) in the headers")
+        signers = store.dcc.get(kid, ())
+        if not signers:
+            raise _Refused(Reason.UNTRUSTED_ISSUER, f"no trusted signer with kid {kid.hex()}")
+        to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", claims_bytes])
+        signer = next((s for s in signers if _signature_ok(s, alg, to_be_signed, signature)), None)
+        if signer is None:
+            raise _Refused(
+                Reason.INVALID_SIGNATURE,
+                f"{_ALGORITHMS[alg]} signature does not verify with the {len(signers)} signer(s) of kid {kid.hex()}",
+            )
+        return self._judge(_cbor(claims_bytes, "claims"), signer, now, to_be_signed)
+
+    def _unwrap(self, payload: str) -> bytes:
+        if not isinstance(payload, str) or not payload.startswith(PREFIX):
+            raise _malformed(f"does not start with {PREFIX}")
+        if len(payload) > MAX_PAYLOAD_CHARS:
+            raise _malformed(f"longer than {MAX_PAYLOAD_CHARS} characters")
+        text = payload[len(PREFIX):]
+        if not _BASE45.fullmatch(text):
+            raise _malformed("not Base45 (a character outside the Base45 alphabet)")
+        try:
+            compressed = base45.b45decode(text)
+        except ValueError:
+            raise _malformed("not Base45 (bad length or value)") from None
+        return _inflate(compressed)
+
+    def _sign1(self, cose: bytes) -> tuple[bytes, Mapping, bytes, bytes]:
+        item = _cbor(cose, "COSE message")
+        if isinstance(item, cbor2.CBORTag) and item.tag == _TAG_CWT:
+            item = item.value
+        if isinstance(item, cbor2.CBORTag):
+            if item.tag != _TAG_SIGN1:
+                raise _malformed(f"CBOR tag {item.tag} is not COSE_Sign1")
+            item = item.value
+        if not isinstance(item, (list, tuple)) or len(item) != 4:
+            raise _malformed("not a COSE_Sign1 structure")
+        protected, unprotected, claims, signature = item
+        if not (isinstance(protected, bytes) and isinstance(unprotected, Mapping)
+                and isinstance(claims, bytes) and isinstance(signature, bytes)):
+            raise _malformed("COSE_Sign1 fields have the wrong types")
+        return protected, unprotected, claims, signature
+
+    def _judge(self, claims: Any, signer: DccSigner, now: datetime, signed: bytes) -> Finding:
+        if not isinstance(claims, Mapping):
+            raise _malformed("claims are not a map")
+        issuer = claims.get(_CLAIM_ISS)
+        issuer = issuer if isinstance(issuer, str) else signer.country
+        iat, exp = seconds(claims.get(_CLAIM_IAT)), seconds(claims.get(_CLAIM_EXP))
+        if iat is None or exp is None:
+            raise _malformed("claims need numeric iat and exp")
+        expires = _utc(exp, "exp")
+        _utc(iat, "iat")
+        hcert = claims.get(_CLAIM_HCERT)
+        dgc = hcert.get(1) if isinstance(hcert, Mapping) else None
+        kind, entry = self._entry(dgc)
+        if signer.kinds is not None and kind not in signer.kinds:
+            allowed = ", ".join(sorted(DCC_KINDS[k] for k in signer.kinds))
+            raise _Refused(Reason.UNTRUSTED_ISSUER, f"signer may sign {allowed} certificates, not {DCC_KINDS[kind]}")
+        reasons: list[Reason] = []
+        moment = now.timestamp()
+        if iat > moment + self._skew:
+            reasons.append(Reason.NOT_YET_VALID)
+        if moment >= exp:
+            reasons.append(Reason.EXPIRED)
+        colour, tested_at = self._colour(kind, entry)
+        problem = None
+        if reasons:
+            problem = f"valid from {_utc(iat, 'iat').isoformat()} until {expires.isoformat()}"
+        return Finding(
+            reasons=tuple(reasons),
+            colour=colour if not reasons else "unknown",
+            issuer=issuer,
+            expires=expires,
+            tested_at=tested_at if not reasons else None,
+            problem=problem,
+            signed=signed,
+        )
+
+    @staticmethod
+    def _entry(dgc: Any) -> tuple[str, Mapping]:
+        if not isinstance(dgc, Mapping):
+            raise _malformed("no certificate in the claims (hcert -260 / 1)")
+        if not isinstance(dgc.get("ver"), str) or not isinstance(dgc.get("nam"), Mapping) or "dob" not in dgc:
+            raise _malformed("certificate lacks ver, nam or dob")
+        kinds = [kind for kind in DCC_KINDS if kind in dgc]
+        if len(kinds) != 1:
+            raise _malformed("certificate must hold exactly one of v, t and r")
+        entries = dgc[kinds[0]]
+        if not isinstance(entries, (list, tuple)) or len(entries) != 1 or not isinstance(entries[0], Mapping):
+            raise _malformed(f"certificate must hold exactly one {DCC_KINDS[kinds[0]]} entry")
+        return kinds[0], entries[0]
+
+    def _colour(self, kind: str, entry: Mapping) -> tuple[str, datetime | None]:
+        codes = self._codes
+        if kind == "r":
+            return codes.dcc_recovered, None
+        if kind == "v":
+            dose, doses = entry.get("dn"), entry.get("sd")
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (dose, doses)):
+                raise _malformed("vaccination entry needs positive dn and sd")
+            return (codes.dcc_vaccinated if dose >= doses else codes.dcc_partly_vaccinated), None
+        result = entry.get("tr")
+        if result == _TEST_DETECTED:
+            return codes.dcc_positive_test, None
+        if result != _TEST_NOT_DETECTED:
+            raise _malformed("test entry has no known result (tr)")
+        sampled = entry.get("sc")
+        try:
+            tested_at = datetime.fromisoformat(sampled) if isinstance(sampled, str) else None
+        except ValueError:
+            tested_at = None
+        if tested_at is None or tested_at.tzinfo is None:
+            raise _malformed("test entry needs a sample time (sc) with a time zone")
+        return codes.dcc_negative_test, tested_at.astimezone(timezone.utc)

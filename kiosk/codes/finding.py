@@ -1,0 +1,33 @@
+"""What an offline verifier (EU DCC, SMART Health Card) found out about one payload.
+
+The router turns it into the kiosk's ``CodeResult``. ``signed`` is the content the signature
+covers: the replay guard keys on it rather than on the QR text, because the same signed
+certificate can be re-encoded into many different texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from kiosk.decision import Reason
+from kiosk.results import Colour
+
+
+@dataclass(frozen=True)
+class Finding:
+    reasons: tuple[Reason, ...] = ()
+    colour: Colour = "unknown"
+    issuer: str | None = None
+    expires: datetime | None = None
+    tested_at: datetime | None = None
+    problem: str | None = None
+    signed: bytes | None = None
+
+    @classmethod
+    def refuse(cls, reason: Reason, problem: str, issuer: str | None = None) -> "Finding":
+        return cls(reasons=(reason,), problem=problem, issuer=issuer)
+
+    @property
+    def valid(self) -> bool:
+        return not self.reasons and self.colour != "unknown"

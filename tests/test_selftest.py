@@ -1,0 +1,72 @@
+"""`kiosk selftest` against the simulated hardware: every part passes, and a broken part fails with its cause."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from kiosk.config import merged
+from kiosk.selftest import run_selftest, sharpness
+from kiosk.sim.demo import demo_config
+from kiosk.sim.upstream import ReferenceUpstream
+from kiosk.sim.world import SimWorld
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTS = ["green light", "red light", "buzzer", "gate relay", "thermometer", "camera", "platform", "collector"]
+
+
+def by_name(checks):
+    return {check.name: check for check in checks}
+
+
+def test_everything_passes_on_working_simulated_hardware(tmp_path):
+    with ReferenceUpstream(port=0, data_dir=tmp_path / "up").start() as upstream:
+        config = demo_config(tmp_path, upstream.url, headless=True)
+        checks = run_selftest(config)
+    assert [c.name for c in checks] == PARTS
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert "°C" in by_name(checks)["thermometer"].detail
+    assert "brightness" in by_name(checks)["camera"].detail
+
+
+def test_broken_parts_fail_with_their_cause(tmp_path):
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((480, 640), dtype=np.uint8)).save(black)
+    config = demo_config(tmp_path, "http://127.0.0.1:9", headless=True)  # nothing listens on port 9
+    config = merged(config, {"camera": {"driver": "files", "path": str(black)}})
+    world = SimWorld(config)
+    world.chip.plugged = False
+    checks = by_name(run_selftest(config, world))
+    assert not checks["thermometer"].ok and "0x5A" in checks["thermometer"].detail
+    assert not checks["camera"].ok and "too dark" in checks["camera"].detail
+    assert not checks["platform"].ok and "unreachable" in checks["platform"].detail
+    assert not checks["collector"].ok
+    assert checks["green light"].ok and checks["gate relay"].ok
+
+
+def test_sharpness_tells_crisp_from_blurred():
+    rng = np.random.default_rng(1)
+    crisp = (rng.random((120, 160)) > 0.5).astype(np.uint8) * 255
+    flat = np.full((120, 160), 128, dtype=np.uint8)
+    assert sharpness(crisp) > 1000 > sharpness(flat)
+
+
+def test_command_exits_non_zero_on_a_failure(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[kiosk]\ndata_dir = "{tmp_path}"\n[thermometer]\ndriver = "sim"\n[camera]\ndriver = "sim"\n'
+        '[lights]\ndriver = "mock"\n[platform]\nurl = "http://127.0.0.1:9/platform"\ntimeout_s = 0.5\n'
+        '[upstream]\nurl = "http://127.0.0.1:9"\ntimeout_s = 0.5\n'
+    )
+    result = subprocess.run([sys.executable, "-m", "kiosk", "selftest", "--config", str(config), "--json"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1, result.stderr
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["thermometer"]["ok"] and checks["camera"]["ok"]
+    assert not checks["platform"]["ok"] and not checks["collector"]["ok"]
+    table = subprocess.run([sys.executable, "-m", "kiosk", "selftest", "--config", str(config)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "FAIL  platform" in table.stdout and "PASS  thermometer" in table.stdout
