@@ -27,15 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kiosk.calibration import measure_offset  # noqa: E402
-from kiosk.config import ThermometerSection  # noqa: E402
-from kiosk.decision import Policy, decide  # noqa: E402
-from kiosk.results import CodeResult  # noqa: E402
-from kiosk.sensors.body_model import BodyModel  # noqa: E402
-from kiosk.sensors.thermometer import Thermometer  # noqa: E402
-from kiosk.sensors.thermometry import Thermometry  # noqa: E402
-from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C  # noqa: E402
-from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile  # noqa: E402
+from kiosk.calibration import measure_offset
+from kiosk.config import ThermometerSection
+from kiosk.decision import Policy, decide
+from kiosk.results import CodeResult
+from kiosk.sensors.body_model import BodyModel
+from kiosk.sensors.thermometer import Thermometer
+from kiosk.sensors.thermometry import Thermometry
+from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
+from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile
 
 NOW = datetime(2022, 1, 10, 8, 0, tzinfo=UTC)
 GREEN = CodeResult(verified=True, colour="green", code_hash="0" * 64, generated_at=NOW)
@@ -209,7 +209,7 @@ def run_kiosk(index: int, visitors: int, rng: random.Random) -> tuple[list[Outco
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(math.ceil(fraction * len(ordered))) - 1)]
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def rate(hits: int, total: int) -> float:
@@ -228,29 +228,44 @@ def main() -> None:
     COLD_SHARE = args.cold_share
     section = ThermometerSection(driver="sim")
     print("assumptions:")
-    for line in (
+    assumptions = [
         f"  {args.visitors} visitors over {args.kiosks} kiosks (half wrist, half forehead), seed {args.seed}",
         f"  room per kiosk uniform {AMBIENT_RANGE_C[0]:g}..{AMBIENT_RANGE_C[1]:g} °C (the sensor's die follows it)",
-        f"  body (armpit): normal N({NORMAL_MEAN_C}, {NORMAL_SD_C}) below {RAISED_RANGE_C[0]} °C; "
-        f"fever {FEVER_SHARE:.0%} uniform {FEVER_RANGE_C[0]}..{FEVER_RANGE_C[1]} °C; "
-        f"raised {RAISED_SHARE:.0%} uniform {RAISED_RANGE_C[0]}..{RAISED_RANGE_C[1]} °C (not scored)",
-        f"  skin = the site's heat-balance model run backwards, each person's k within +-{K_SPREAD:.0%} of "
-        f"the site's, plus N(0, {PERSON_SD_C}) °C person-to-person",
-        f"  cold arrivals: {COLD_SHARE:.0%} of visitors in rooms <= 25 °C, skin {COLD_DEFICIT_C} °C low on entry "
-        f"recovering with a {COLD_RECOVERY_MIN} min time constant (Dzien 2020), measured "
-        f"{COLD_MINUTES[0]:g}..{COLD_MINUTES[1]:g} min after coming in",
-        f"  sensor: factory error uniform +-{SENSOR_BIAS_C} °C (datasheet), calibrated against a 37.0 °C blackbody "
-        f"with {CALIBRATION_READINGS} readings; noise per reading uniform {NOISE_RANGE_C[0]}..{NOISE_RANGE_C[1]} °C "
-        f"rms per kiosk; raw resolution 0.02 °C; per-visitor reading error N(0, {CONDITION_SD_C}) °C",
-        f"  sensor filter: factory IIR setting, 7.23 Hz bandwidth (tau {FACTORY_TAU_S * 1000:.0f} ms); wrist moves "
-        f"into view over uniform {APPROACH_RANGE_S[0]}..{APPROACH_RANGE_S[1]} s",
+        (
+            f"  body (armpit): normal N({NORMAL_MEAN_C}, {NORMAL_SD_C}) below {RAISED_RANGE_C[0]} °C; "
+            f"fever {FEVER_SHARE:.0%} uniform {FEVER_RANGE_C[0]}..{FEVER_RANGE_C[1]} °C; "
+            f"raised {RAISED_SHARE:.0%} uniform {RAISED_RANGE_C[0]}..{RAISED_RANGE_C[1]} °C (not scored)"
+        ),
+        (
+            f"  skin = the site's heat-balance model run backwards, each person's k within +-{K_SPREAD:.0%} of "
+            f"the site's, plus N(0, {PERSON_SD_C}) °C person-to-person"
+        ),
+        (
+            f"  cold arrivals: {COLD_SHARE:.0%} of visitors in rooms <= 25 °C, skin {COLD_DEFICIT_C} °C low on entry "
+            f"recovering with a {COLD_RECOVERY_MIN} min time constant (Dzien 2020), measured "
+            f"{COLD_MINUTES[0]:g}..{COLD_MINUTES[1]:g} min after coming in"
+        ),
+        (
+            f"  sensor: factory error uniform +-{SENSOR_BIAS_C} °C (datasheet), calibrated against a 37.0 °C blackbody "
+            f"with {CALIBRATION_READINGS} readings; noise per reading uniform {NOISE_RANGE_C[0]}..{NOISE_RANGE_C[1]} °C "
+            f"rms per kiosk; raw resolution 0.02 °C; per-visitor reading error N(0, {CONDITION_SD_C}) °C"
+        ),
+        (
+            f"  sensor filter: factory IIR setting, 7.23 Hz bandwidth (tau {FACTORY_TAU_S * 1000:.0f} ms); wrist moves "
+            f"into view over uniform {APPROACH_RANGE_S[0]}..{APPROACH_RANGE_S[1]} s"
+        ),
         f"  bus: {NACK_SHARE:.0%} of measurements hit a 1..3-transfer NACK burst, {BAD_PEC_SHARE:.0%} a bad PEC",
-        f"  protocol defaults: {section.sample_hz:g} Hz, window {section.stable_window_s:g} s, tolerance "
-        f"{section.stable_tolerance_c:g} °C, fever >= {section.fever_c} °C (second reading decides), "
-        f"cold floor {section.cold_floor_c} °C",
-        "  missed fever: a fever visitor who passed; false refusal: a normal visitor, not a cold arrival, refused "
-        "for temperature (fever, remeasure or sensor fault); settle: presence to first estimate",
-    ):
+        (
+            f"  protocol defaults: {section.sample_hz:g} Hz, window {section.stable_window_s:g} s, tolerance "
+            f"{section.stable_tolerance_c:g} °C, fever >= {section.fever_c} °C (second reading decides), "
+            f"cold floor {section.cold_floor_c} °C"
+        ),
+        (
+            "  missed fever: a fever visitor who passed; false refusal: a normal visitor, not a cold arrival, refused "
+            "for temperature (fever, remeasure or sensor fault); settle: presence to first estimate"
+        ),
+    ]
+    for line in assumptions:
         print(line)
     rng = random.Random(args.seed)
     started = time.monotonic()

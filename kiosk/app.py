@@ -23,6 +23,7 @@ from kiosk.decision import Policy, Verdict, decide
 from kiosk.display.lights import Lights
 from kiosk.display.screen import Screen, ScreenState
 from kiosk.events import Event, utc_iso
+from kiosk.reconfigure import plan
 from kiosk.results import CodeResult, TemperatureResult
 from kiosk.sensors.reader import CodeReader, SeenCode
 from kiosk.sensors.thermometry import Thermometry
@@ -98,6 +99,9 @@ class Kiosk:
         self.phase = "idle"
         self.listeners: list[Callable[[Decided], None]] = []
         self.screen_listeners: list[Callable[[ScreenState], None]] = []
+        self._pending_config: Config | None = None
+        self.restart_for: tuple[str, ...] = ()
+        self.config_watcher = None  # set by `kiosk run`; its `error` is the last refused config edit
         parts.reader.on_code = self.wake
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -139,6 +143,38 @@ class Kiosk:
     def wake(self) -> None:
         self._wake.set()
 
+    def request_config(self, config: Config) -> None:
+        """A new, already validated config (from any thread); applied between visitors."""
+        self._pending_config = config
+        self.wake()
+
+    def _apply_config(self, new: Config) -> None:
+        change = plan(self.config, new)
+        if change.restart:
+            log.warning("config change needs a restart (%s): restarting", ", ".join(change.restart))
+            self.restart_for = change.restart
+            self.stop()
+            return
+        parts = self.parts
+        if change.touches("lights"):
+            factory = parts.lights.pin_factory if new.lights.driver == "mock" else None
+            parts.lights.close()
+            parts.lights = Lights(new.lights, pin_factory=factory)
+            if self.phase == "out_of_service":
+                parts.lights.show_out_of_service()
+            else:
+                parts.lights.show_idle()
+        if change.touches("screen") or "kiosk.language" in change.changed:
+            parts.screen.close()
+            parts.screen = Screen(new.screen, new.kiosk.language)
+            state, self._shown = self._shown, None
+            self._show(state or ScreenState(kind="idle"))
+        if change.touches("thermometer"):
+            parts.thermometry.section = new.thermometer
+        self.config = new
+        self.policy = Policy.from_config(new)
+        log.info("config applied without a restart: %s", ", ".join(change.changed))
+
     def run(self, until: Callable[[], bool] = lambda: False, before_close: Callable[[], None] | None = None) -> None:
         """The screen loop, on the calling (main) thread, until stopped, `until()` or the window closes."""
         self.start()
@@ -160,6 +196,11 @@ class Kiosk:
 
     def tick(self) -> None:
         now = self._clock()
+        if self._pending_config is not None and self._visit is None and self.phase in ("idle", "out_of_service"):
+            new, self._pending_config = self._pending_config, None
+            self._apply_config(new)
+            if self._stop.is_set():
+                return
         if self.phase == "verdict":
             if now < self._verdict_until:
                 return
@@ -272,9 +313,11 @@ class Kiosk:
             code_scheme=code.scheme,
             proxy=code.proxy,
         )
-        event = self.parts.store.append(event)  # committed and fsynced (with its seq): now it may be shown
         if verdict.passed:
-            self.parts.verifier.accepted(code)  # the replay guard now refuses this code for a while
+            # The replay guard refuses this code for a while. Recorded before the event: if it
+            # fails, nothing is logged and nothing shown (the kiosk goes out of service).
+            self.parts.verifier.accepted(code)
+        event = self.parts.store.append(event)  # committed and fsynced (with its seq): now it may be shown
         self.parts.uploader.wake()
         self._wake.set()
         return verdict, event, code

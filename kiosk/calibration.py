@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import tomlkit
@@ -193,7 +193,7 @@ def run(
     args: argparse.Namespace,
     thermometer_for: Callable[[Config], Thermometer] = open_thermometer,
     out: Callable[[str], None] = print,
-    utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    utcnow: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """The body of `kiosk calibrate`; returns the exit code. Refusals raise `KioskError`."""
@@ -226,7 +226,7 @@ def run(
         if args.dry_run:
             out(f"offset would be {result.offset_c:+.2f} °C (now {section.offset_c:+.2f} °C); --dry-run: nothing written")
             return 0
-        stamp = utcnow().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        stamp = utcnow().astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
         note = (f"kiosk calibrate {stamp}: reference {result.reference_c:.2f} °C, "
                 f"sensor {result.mean_c:.2f} °C, {result.readings} readings")
         write_offset(args.config, result.offset_c, note)

@@ -13,6 +13,7 @@ from kiosk.config import DEFAULT_CONFIG_PATH, ConfigError, load
 from kiosk.errors import KioskError
 
 EXIT_USAGE = 2
+EXIT_RESTART = 75  # the config changed in a way only a restart applies (EX_TEMPFAIL)
 
 EPILOG = """examples:
   kiosk check-config /etc/kiosk/config.toml
@@ -58,10 +59,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config_or_exit(args.config)
     from kiosk.app import Kiosk
     from kiosk.parts import build_parts
+    from kiosk.reload import ConfigWatcher
 
     parts = build_parts(config)
     kiosk = Kiosk(config, parts)
+    watcher = ConfigWatcher(args.config, config, kiosk.request_config)
+    watcher.install_sighup()  # systemctl reload kiosk
+    parts.extra_threads.append(watcher.run)
+    kiosk.config_watcher = watcher
     kiosk.run()
+    if kiosk.restart_for:
+        # systemd (Restart=always) starts the kiosk again with the new settings.
+        print(f"kiosk: restarting to apply {', '.join(kiosk.restart_for)}", file=sys.stderr)
+        return EXIT_RESTART
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 

@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from kiosk.events import Event, utc_iso
 
@@ -64,10 +65,9 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def self_signed_cert(folder: "Path") -> tuple["Path", "Path"]:
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost, signed by itself, and its key (PEM files)."""
     import ipaddress
-    from pathlib import Path
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -90,7 +90,6 @@ def self_signed_cert(folder: "Path") -> tuple["Path", "Path"]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = folder / "collector.pem", folder / "collector.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from kiosk import cli
-from kiosk.calibration import CalibrationError, add_arguments, measure_offset, run, write_offset
+from kiosk.calibration import (
+    CalibrationError,
+    add_arguments,
+    measure_offset,
+    run,
+    write_offset,
+)
 from kiosk.config import SHIPPED_CONFIG, Config, ConfigError, load
 from kiosk.errors import KioskError, SensorError
 from kiosk.sensors.thermometer import Thermometer

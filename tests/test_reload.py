@@ -94,3 +94,44 @@ def test_sighup_forces_a_check(config_file):
         watcher.request()
         thread.join(timeout=5)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+# --- in a running kiosk --------------------------------------------------------------------------
+
+from kiosk.config import merged  # noqa: E402
+from scene import Scene, run_scene  # noqa: E402
+
+
+def test_running_kiosk_applies_a_good_edit_and_keeps_serving_through_a_bad_one(tmp_path):
+    def scene(s: Scene) -> None:
+        kiosk = s.kiosk
+        path = tmp_path / "config.toml"
+        path.write_text("# the maintainer's file\n[thermometer]\nfever_c = 37.3\n")
+        watcher = ConfigWatcher(path, kiosk.config, kiosk.request_config)
+        lowered = merged(kiosk.config, {"thermometer": {"fever_c": 36.0}, "lights": {"red_pin": 5}})
+        watcher._current = kiosk.config
+        # a good edit: a lower threshold and another red pin, applied without a restart
+        kiosk.request_config(lowered)
+        s.wait(lambda: kiosk.policy.fever_c == 36.0, "the new threshold")
+        assert not kiosk.stopped and kiosk.parts.lights.red.pin.info.name.endswith("5")
+        decided = s.visit(s.code("green"), skin_c=36.2)
+        assert [str(r) for r in decided.verdict.reasons] == ["fever"]
+        assert s.pin(5) and not s.pin(27)  # the new red pin lights, the old one stays dark
+        # a bad edit on disk is refused; the kiosk keeps the last good config and keeps serving
+        path.write_text("[thermometer]\nfever_c = 73\n")
+        assert not watcher.check(forced=True)
+        assert "thermometer.fever_c" in watcher.error
+        assert kiosk.policy.fever_c == 36.0
+        # still serving, still on the last good threshold (37.3 would have passed this visitor)
+        assert [str(r) for r in s.visit(s.code("green", 1), skin_c=36.2).verdict.reasons] == ["fever"]
+
+    run_scene(tmp_path, scene)
+
+
+def test_a_camera_change_restarts_the_kiosk(tmp_path):
+    def scene(s: Scene) -> None:
+        s.kiosk.request_config(merged(s.kiosk.config, {"camera": {"fps": 10.0}}))
+        s.wait(lambda: s.kiosk.stopped, "the kiosk to stop for a restart")
+        assert s.kiosk.restart_for == ("camera.fps",)
+
+    run_scene(tmp_path, scene)

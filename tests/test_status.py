@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from kiosk.config import load
+from kiosk.events import utc_iso
 from kiosk.sim.upstream import Fault, ReferenceUpstream
 from kiosk.status import collect, render
 from kiosk.sync.client import UpstreamClient
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
 from sync_helpers import T0, FixedClock, routine, urgent
-from kiosk.events import utc_iso
 
 TOKEN = "s3cret-kiosk-token"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from kiosk.config import Config, parse
+from kiosk.events import utc_iso
 from kiosk.sim.upstream import ReferenceUpstream
 from kiosk.sync import open_sync
 from kiosk.sync.clock import ClockWatch
 from kiosk.sync.disk import DiskGuard
 from kiosk.sync.store import EventStore
-from kiosk.events import utc_iso
 from sync_helpers import T0, FixedClock, make_event, routine, urgent
 
 

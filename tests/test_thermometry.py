@@ -20,7 +20,12 @@ from kiosk.decision import Policy, Reason, decide
 from kiosk.results import CodeResult, TemperatureResult
 from kiosk.sensors.body_model import BodyModel
 from kiosk.sensors.thermometer import Thermometer
-from kiosk.sensors.thermometry import Thermometry, ThermometryState, interquartile_mean, is_stable
+from kiosk.sensors.thermometry import (
+    Thermometry,
+    ThermometryState,
+    interquartile_mean,
+    is_stable,
+)
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
 from kiosk.sim.wrist import WristProfile
 

@@ -18,7 +18,8 @@ import requests
 
 from kiosk.sim.collector import Collector
 from kiosk.sim.population import Population
-from kiosk.sim.upstream import MAX_BODY_BYTES, ReferenceUpstream, ServeError
+from kiosk.sim.upstream import MAX_BODY_BYTES, Fault, ReferenceUpstream, ServeError
+from sync_helpers import self_signed_cert
 
 NOW = datetime(2024, 3, 1, 8, 30, 20, tzinfo=timezone.utc)
 
@@ -258,3 +259,41 @@ def test_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
             process.kill()
             process.wait()
     assert (tmp_path / "collector.db").exists()
+
+
+def test_a_repeated_idempotency_key_gets_the_first_answer_without_storing_again(upstream: ReferenceUpstream) -> None:
+    body = ndjson([event(1), event(2)])
+    first = post_events(upstream.url, body, **{"Idempotency-Key": "batch-1"})
+    assert first.json() == {"accepted": 2, "duplicates": 0}
+    again = post_events(upstream.url, body, **{"Idempotency-Key": "batch-1"})
+    assert again.json() == {"accepted": 2, "duplicates": 0, "replayed": True}
+    other = post_events(upstream.url, ndjson([event(2), event(3)]), **{"Idempotency-Key": "batch-2"})
+    assert other.json() == {"accepted": 1, "duplicates": 1}
+    assert upstream.collector.count() == 3
+    assert upstream.collector.copies() == 4  # e2 arrived twice; the replayed batch was not processed
+
+
+def test_injected_faults_hit_the_next_requests_in_order(upstream: ReferenceUpstream) -> None:
+    upstream.inject(Fault("status", status=503, retry_after="7"), Fault("drop"))
+    refused = post_events(upstream.url, ndjson([event(1)]))
+    assert (refused.status_code, refused.headers["Retry-After"]) == (503, "7")
+    with pytest.raises(requests.ConnectionError):
+        post_events(upstream.url, ndjson([event(2)]))
+    assert post_events(upstream.url, ndjson([event(3)])).status_code == 200
+    assert [e["id"] for e in upstream.collector.events()] == ["e3"]
+    assert upstream.stats == {"fault": 2, "stored": 1}
+
+
+def test_tls_is_served_when_given_a_certificate(tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path / "tls")
+    with ReferenceUpstream(data_dir=tmp_path / "up", tls_cert=cert, tls_key=key) as secure:
+        answer = requests.post(f"{secure.url}/events", data=ndjson([event(1)]), timeout=5, verify=str(cert))
+        assert answer.json() == {"accepted": 1, "duplicates": 0}
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{secure.url}/events", timeout=5, verify=True)
+
+
+def test_a_certificate_that_cannot_be_loaded_gives_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    with pytest.raises(ServeError, match="cannot load the TLS certificate"):
+        ReferenceUpstream(data_dir=tmp_path / "up", tls_cert=tmp_path / "bad.pem")

@@ -26,13 +26,14 @@ from kiosk.codes.trust import TrustError, TrustStore, certificate_file, issuer_d
 from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
 from kiosk.decision import Policy, Reason, code_reasons
+from kiosk.errors import KioskError
 
 EXIT_USAGE = 2
 # Reasons that say what colour a genuine code is, not that anything is wrong with it.
 _COLOUR_REASONS = {Reason.RED_CODE, Reason.YELLOW_CODE}
 
 
-class UsageError(Exception):
+class UsageError(KioskError):
     """A command-line mistake: reported in one line, exit status 2."""
 
 

@@ -57,7 +57,7 @@ class BodyModel:
             raise ValueError(f"k must be between 0 and 1, got {self.k}")
 
     @classmethod
-    def from_section(cls, section: _SiteSettings) -> "BodyModel":
+    def from_section(cls, section: _SiteSettings) -> BodyModel:
         """The model for the configured site (``thermometer.site`` and its coefficient)."""
         k = section.wrist_k if section.site == "wrist" else section.forehead_k
         return cls(section.site, k)

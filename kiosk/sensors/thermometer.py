@@ -143,7 +143,7 @@ class Thermometer:
         section: ThermometerSection,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> "Thermometer":
+    ) -> Thermometer:
         return cls(
             bus,
             section.i2c_address,

@@ -47,7 +47,7 @@ from kiosk.config import ThermometerSection
 from kiosk.errors import SensorError
 from kiosk.results import TemperatureResult
 from kiosk.sensors.body_model import BodyModel
-from kiosk.sensors.thermometer import ThermoSample, Thermometer
+from kiosk.sensors.thermometer import Thermometer, ThermoSample
 
 log = logging.getLogger(__name__)
 

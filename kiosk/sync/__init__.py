@@ -26,6 +26,7 @@ def open_sync(
 ) -> tuple["EventStore", "Uploader"]:
     """The event store and its uploader for this config (``free`` and ``synchronised`` replace
     the disk-space and clock readings in tests)."""
+    # Imported here so that reading the log (kiosk status, export) does not load the HTTP stack.
     from kiosk.events import utc_iso
     from kiosk.sync.client import UpstreamClient
     from kiosk.sync.clock import ClockWatch, clock_synchronised

@@ -21,8 +21,10 @@ from kiosk.sync.store import Dropped, EventStore
 
 logger = logging.getLogger(__name__)
 
-# Each round frees at least this many events, so a clean-up does not crawl one event at a time.
+# Each round frees at least MIN_DROP events, so a clean-up does not crawl one event at a time, and
+# at most MAX_DROP, so one commit (during which decisions wait) stays short.
 MIN_DROP = 100
+MAX_DROP = 10_000
 # Free this much more than the shortfall, so the next event does not put the disk under again.
 HEADROOM = 0.1
 MAX_ROUNDS = 20
@@ -67,7 +69,7 @@ class DiskGuard:
                 self._warned_nothing_left = False
                 break
             shortfall = self.min_free_bytes - free + self.min_free_bytes * HEADROOM
-            count = max(MIN_DROP, math.ceil(shortfall / self._bytes_per_event()))
+            count = min(MAX_DROP, max(MIN_DROP, math.ceil(shortfall / self._bytes_per_event())))
             reason = (f"free disk {free / 1e6:.1f} MB below the {self.min_free_bytes / 1e6:.1f} MB floor "
                       "(upstream.min_free_mb)")
             dropped = self._store.drop_routine(count, lambda gone: self._loss_record(gone, reason))

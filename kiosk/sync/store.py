@@ -281,6 +281,8 @@ class EventStore:
         try:
             if kind == ("table",):
                 conn.execute("ALTER TABLE events RENAME TO events_v0")
+            else:  # the view is always this version's, so readers see what this code writes
+                conn.execute("DROP VIEW IF EXISTS events")
             # One by one: executescript would commit the half-done upgrade.
             for statement in _SCHEMA.split(";\n"):
                 if statement.strip():
