@@ -17,6 +17,8 @@ from kiosk.display.screen import Screen, ScreenState  # noqa: E402
 STATES = {
     "idle": ScreenState(kind="idle"),
     "measuring": ScreenState(kind="measuring", code_read=True),
+    "hold_still": ScreenState(kind="hold_still", code_read=True),
+    "measuring_again": ScreenState(kind="measuring_again", code_read=True),
     "prompt_code": ScreenState(kind="prompt_code", temperature_c=36.5),
     "prompt_wrist": ScreenState(kind="prompt_wrist"),
     "pass": ScreenState(kind="pass", temperature_c=36.6, holder="张*明"),
@@ -24,6 +26,7 @@ STATES = {
     "refuse-yellow_code": ScreenState(kind="refuse", temperature_c=36.5, reasons=("yellow_code",)),
     "refuse-stale_code": ScreenState(kind="refuse", temperature_c=36.5, reasons=("stale_code",)),
     "refuse-cannot_verify": ScreenState(kind="refuse", temperature_c=36.4, reasons=("cannot_verify",)),
+    "refuse-replayed": ScreenState(kind="refuse", temperature_c=36.5, reasons=("replayed",)),
     "out_of_service": ScreenState(kind="out_of_service", detail="thermometer: no thermometer answers at I2C address 0x5A"),
 }
 

@@ -219,9 +219,9 @@ class Kiosk:
             return
         if self.phase == "out_of_service" and not fault:
             log.info("back in service")
-            self.phase = "idle"
             self._show(ScreenState(kind="idle"))
             self.parts.lights.show_idle()
+            self.phase = "idle"
         self._serve(now)
 
     def _fault(self, now: float) -> str | None:
@@ -236,11 +236,12 @@ class Kiosk:
         return None
 
     def _enter_out_of_service(self, fault: str) -> None:
+        # Screen and lights first: whoever sees the phase change sees them already changed.
+        self._show(ScreenState(kind="out_of_service", detail=fault))
         if self.phase != "out_of_service":
             log.warning("out of service: %s", fault)
-            self.phase = "out_of_service"
             self.parts.lights.show_out_of_service()
-        self._show(ScreenState(kind="out_of_service", detail=fault))
+            self.phase = "out_of_service"
 
     def _serve(self, now: float) -> None:
         visit = self._visit
@@ -287,9 +288,9 @@ class Kiosk:
                 kind = "measuring_again"
             elif thermometry.hold_still:
                 kind = "hold_still"
-        self.phase = kind
         temperature = visit.temperature.celsius if visit.temperature else None
         self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None))
+        self.phase = kind
 
     def _decide(self, visit: Visit) -> tuple[Verdict, Event, CodeResult]:
         """Worker thread: wait for the code's verification, apply the rules, commit the event."""
@@ -358,10 +359,10 @@ class Kiosk:
         # The thermometry stays "done" until the wrist is taken away, and the reader reports a code
         # still held up only once, so a visitor lingering after the verdict is not served twice.
         self._visit = None
-        self.phase = "idle"
         self.parts.thermometry.consume()  # a result left over belongs to the visitor who just left
         self.parts.lights.show_idle()
         self._show(ScreenState(kind="idle"))
+        self.phase = "idle"
 
     def _show(self, state: ScreenState) -> None:
         if state == self._shown:

@@ -60,6 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kiosk.app import Kiosk
     from kiosk.parts import build_parts
     from kiosk.reload import ConfigWatcher
+    from kiosk.runtime import StatusReporter
 
     parts = build_parts(config)
     kiosk = Kiosk(config, parts)
@@ -67,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     watcher.install_sighup()  # systemctl reload kiosk
     parts.extra_threads.append(watcher.run)
     kiosk.config_watcher = watcher
+    parts.extra_threads.append(StatusReporter(kiosk).run)  # for `kiosk status`
     kiosk.run()
     if kiosk.restart_for:
         # systemd (Restart=always) starts the kiosk again with the new settings.

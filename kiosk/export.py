@@ -30,7 +30,7 @@ def export(store_path: Path, out: IO[str], fmt: str, since: datetime | None = No
     """Write the events with since <= time < until to `out`; return how many."""
     if not store_path.exists():
         raise KioskError(f"no event log at {store_path} (check kiosk.data_dir)")
-    with EventStore(store_path) as store:
+    with EventStore(store_path, readonly=True) as store:
         events: list[Event] = store.events(since=since, until=until)
     if fmt == "jsonl":
         for event in events:

@@ -139,7 +139,8 @@ def run_selftest(config: Config, world: "SimWorld | None" = None) -> list[Check]
         checks.append(check_thermometer(thermometer))
     checks.append(check_camera(config, world))
     checks.append(check_reachable("platform", config.platform.url, config.platform.timeout_s))
-    checks.append(check_reachable("collector", config.upstream.url, config.upstream.timeout_s))
+    checks.append(check_reachable("collector", config.upstream.url, config.upstream.timeout_s,
+                                  config.upstream.ca_bundle or None))
     return checks
 
 

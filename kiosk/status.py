@@ -14,7 +14,11 @@ from datetime import datetime, timezone
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from kiosk import __version__
+from kiosk.codes.clock import ClockCheck
+from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config
+from kiosk.errors import KioskError
 from kiosk.sync.store import EventStore
 
 
@@ -53,8 +57,23 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         free_mb: float | None = round(shutil.disk_usage(path.parent).free / 1e6)
     except OSError:
         free_mb = None
+    daemon_age = _age_s(saved.get("kiosk_updated_at"), now)
     return {
         "kiosk_id": config.kiosk.id,
+        "version": __version__,
+        # The daemon saves a heartbeat at least every 30 s: older means it is not running.
+        "daemon_running": daemon_age is not None and daemon_age < 90,
+        "state": saved.get("kiosk_state"),
+        "state_since": saved.get("kiosk_state_since"),
+        "fault": saved.get("kiosk_fault"),
+        "thermometer": saved.get("thermometer"),
+        "camera": saved.get("camera"),
+        "camera_fps": saved.get("camera_fps"),
+        "last_decisions": saved.get("last_decisions", []),
+        "config_error": saved.get("config_error"),
+        "status_age_s": daemon_age,
+        "trust_list": _trust(config, now),
+        "clock_check": ClockCheck(config.codes.clock_check).describe(),
         "upstream": _safe_url(config.upstream.url),
         "upload_state": saved.get("state", "idle"),
         "backlog": counts["queued"],
@@ -75,6 +94,13 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "free_disk_mb": free_mb,
         "min_free_mb": config.upstream.min_free_mb,
     }
+
+
+def _trust(config: Config, now: datetime) -> dict[str, Any] | str:
+    try:
+        return TrustListKeeper(config.trust, config.trust_list_path).status(now).to_dict()
+    except KioskError as exc:
+        return str(exc)
 
 
 def _ago(seconds: float | None) -> str:
@@ -111,8 +137,28 @@ def render(info: dict[str, Any]) -> str:
     disk = f"{info['event_log']}: {info['events']} event(s), {info['db_mb']} MB"
     if info["free_disk_mb"] is not None:
         disk += f"; {info['free_disk_mb']} MB free (floor {info['min_free_mb']} MB)"
+    if info["daemon_running"]:
+        state = f"{info['state']} since {info['state_since']}"
+        if info["fault"]:
+            state += f": {info['fault']}"
+    else:
+        state = "NOT RUNNING (no status from the daemon" + (
+            f" for {_ago(info['status_age_s'])})" if info["status_age_s"] is not None else " yet)")
+    decisions = "; ".join(
+        f"{d['time']} {d['decision']}" + (f" ({', '.join(d['reasons'])})" if d["reasons"] else "")
+        for d in info["last_decisions"]) or "none yet"
+    trust = info["trust_list"]
+    if isinstance(trust, dict):
+        trust = ", ".join(f"{key} {value}" for key, value in trust.items() if value not in (None, "", [], {}))
     rows = [
-        ("kiosk", info["kiosk_id"]),
+        ("kiosk", f"{info['kiosk_id']} (version {info['version']})"),
+        ("state", state),
+        ("thermometer", info["thermometer"] or "unknown"),
+        ("camera", f"{info['camera'] or 'unknown'}, {info['camera_fps'] or 0} frames/s"),
+        ("last decisions", decisions),
+        ("config", f"last edit REFUSED: {info['config_error']}" if info["config_error"] else "ok"),
+        ("trust list", trust),
+        ("clock check", info["clock_check"]),
         ("upstream", info["upstream"]),
         ("upload", upload),
         ("backlog", backlog),

@@ -103,3 +103,56 @@ def test_status_without_an_event_log_says_where_it_looked(tmp_path: Path) -> Non
     assert "no event log here" in result.stderr
     assert str(tmp_path / "data" / "events.db") in result.stderr
     assert not (tmp_path / "data" / "events.db").exists()
+
+
+# --- the daemon's side: what the kiosk is doing ----------------------------------------------------
+
+from kiosk.runtime import StatusReporter  # noqa: E402
+from kiosk.status import collect, render  # noqa: E402
+from scene import Scene, run_scene  # noqa: E402
+
+
+class RefusedEdit:
+    error = "thermometer.fever_c: Input should be less than or equal to 42 (got 73)"
+
+
+def test_status_shows_state_decisions_faults_and_a_refused_config(tmp_path):
+    seen = {}
+
+    def scene(s: Scene) -> None:
+        reporter = StatusReporter(s.kiosk)
+        s.kiosk.config_watcher = RefusedEdit()
+        s.visit(s.code("green"))
+        reporter.report()
+        seen["serving"] = collect(s.kiosk.config)
+        s.world.chip.plugged = False
+        s.wait(lambda: s.kiosk.phase == "out_of_service", "out of service")
+        reporter.report()
+        seen["broken"] = collect(s.kiosk.config)
+        s.world.chip.plugged = True
+        s.wait(lambda: s.kiosk.phase == "idle", "recovery")
+
+    run_scene(tmp_path, scene)
+    serving, broken = seen["serving"], seen["broken"]
+    assert serving["daemon_running"] and serving["state"] in ("idle", "verdict")
+    assert serving["last_decisions"][0]["decision"] == "PASS"
+    assert serving["camera"] == "ok" and serving["camera_fps"] > 0
+    assert "thermometer.fever_c" in serving["config_error"]
+    assert broken["state"] == "out_of_service" and "0x5A" in broken["thermometer"]
+    table = render(broken)
+    assert "out_of_service" in table and "REFUSED" in table and "0x5A" in table
+
+
+def test_status_says_when_the_daemon_is_not_running(tmp_path):
+    from kiosk.config import merged
+    from kiosk.config import Config as _Config
+    from kiosk.events import Event
+    from kiosk.sync.store import EventStore
+
+    config = merged(_Config(), {"kiosk": {"data_dir": str(tmp_path)}})
+    with EventStore(config.store_path) as store:
+        store.append(Event(time="2026-11-26T08:00:00.000Z", kiosk_id="k", site_id="s", decision="PASS", reasons=(),
+                           temperature_c=36.5, code_colour="green", code_hash="0" * 64))
+    info = collect(config)
+    assert not info["daemon_running"]
+    assert "NOT RUNNING" in render(info)
