@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from kiosk.app import Kiosk
-from kiosk.config import merged
-from kiosk.parts import build_parts
 from kiosk.sensors.body_model import BodyModel
-from kiosk.sim.demo import demo_config
-from kiosk.sim.upstream import ReferenceUpstream
 from kiosk.sim.world import ROOM_C, SimWorld
+from scene import Scene
+from scene import run_scene as run_stage
 
 
 def wait(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -32,37 +29,10 @@ def wait(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> Non
 
 def run_scene(tmp_path: Path, scene: Callable[[Kiosk, SimWorld, Callable[[str], str], list], None],
               **overrides: object) -> Kiosk:
-    upstream = ReferenceUpstream(port=0, data_dir=tmp_path / "upstream").start()
-    try:
-        config = merged(demo_config(tmp_path / "kiosk", upstream.url, headless=True), overrides, "test")
-        world = SimWorld(config, seed=5)
-        kiosk = Kiosk(config, build_parts(config, world))
-        decided: list = []
-        kiosk.listeners.append(decided.append)
-        population = upstream.population
+    def play(stage: Scene) -> None:
+        scene(stage.kiosk, stage.world, stage.code, stage.decided)
 
-        def code(colour: str) -> str:
-            return population.code_for(population.person_ids(colour=colour, proxy=False)[0])
-
-        failure: list[BaseException] = []
-        done = threading.Event()
-
-        def play(stop: threading.Event) -> None:
-            try:
-                wait(lambda: kiosk.phase == "idle", "the kiosk to start")
-                scene(kiosk, world, code, decided)
-            except BaseException as exc:  # reported on the test's thread
-                failure.append(exc)
-            finally:
-                done.set()
-
-        kiosk.parts.extra_threads.append(play)
-        kiosk.run(until=done.is_set)
-        if failure:
-            raise failure[0]
-        return kiosk
-    finally:
-        upstream.stop()
+    return run_stage(tmp_path, play, **overrides).kiosk
 
 
 def logged_events(tmp_path: Path) -> list[dict]:

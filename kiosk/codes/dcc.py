@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from kiosk.codes.finding import Finding
+from kiosk.codes.finding import Finding, Refused
 from kiosk.codes.trust import DCC_KINDS, DccSigner, TrustStore, seconds
 from kiosk.config import CodesSection
 from kiosk.decision import Reason
@@ -51,25 +51,15 @@ _PSS = padding.PSS(mgf=padding.MGF1(SHA256()), salt_length=padding.PSS.DIGEST_LE
 _ECDSA = ec.ECDSA(SHA256())
 
 
-class _Refused(Exception):
-    def __init__(self, reason: Reason, problem: str):
-        self.reason = reason
-        self.problem = problem
-
-
-def _malformed(problem: str) -> _Refused:
-    return _Refused(Reason.MALFORMED_CODE, problem)
-
-
 def _cbor(data: bytes, what: str) -> Any:
     """One CBOR item filling ``data`` exactly (cbor2 alone would ignore trailing bytes)."""
     stream = io.BytesIO(data)
     try:
         value = cbor2.CBORDecoder(stream).decode()
     except Exception as exc:  # untrusted bytes: any decoder failure means "not CBOR"
-        raise _malformed(f"{what} is not valid CBOR ({type(exc).__name__})") from None
+        raise Refused.malformed(f"{what} is not valid CBOR ({type(exc).__name__})") from None
     if stream.tell() != len(data):
-        raise _malformed(f"{what} has {len(data) - stream.tell()} trailing bytes")
+        raise Refused.malformed(f"{what} has {len(data) - stream.tell()} trailing bytes")
     return value
 
 
@@ -78,13 +68,13 @@ def _inflate(data: bytes) -> bytes:
     try:
         cose = inflater.decompress(data, MAX_COSE_BYTES + 1)
     except zlib.error as exc:
-        raise _malformed(f"not zlib-compressed ({exc})") from None
+        raise Refused.malformed(f"not zlib-compressed ({exc})") from None
     if len(cose) > MAX_COSE_BYTES:
-        raise _malformed(f"inflates to more than {MAX_COSE_BYTES} bytes")
+        raise Refused.malformed(f"inflates to more than {MAX_COSE_BYTES} bytes")
     if not inflater.eof:
-        raise _malformed("compressed data is truncated")
+        raise Refused.malformed("compressed data is truncated")
     if inflater.unused_data:
-        raise _malformed("trailing bytes after the compressed data")
+        raise Refused.malformed("trailing bytes after the compressed data")
     return cose
 
 
@@ -109,7 +99,7 @@ def _utc(value: float, what: str) -> datetime:
     try:
         return datetime.fromtimestamp(value, timezone.utc)
     except (OverflowError, OSError, ValueError):
-        raise _malformed(f"{what} is out of range") from None
+        raise Refused.malformed(f"{what} is out of range") from None
 
 
 class DccVerifier:
@@ -123,7 +113,7 @@ class DccVerifier:
         """What the certificate says, judged at ``now`` against ``store``; never raises for bad input."""
         try:
             return self._verify(payload, store, now)
-        except _Refused as refused:
+        except Refused as refused:
             log.info("EU DCC refused: %s: %s", refused.reason, refused.problem)
             return Finding.refuse(refused.reason, refused.problem)
 
@@ -132,23 +122,23 @@ class DccVerifier:
         protected_bytes, unprotected, claims_bytes, signature = self._sign1(cose)
         protected = _cbor(protected_bytes, "protected header") if protected_bytes else {}
         if not isinstance(protected, Mapping):
-            raise _malformed("protected header is not a map")
+            raise Refused.malformed("protected header is not a map")
         # A header absent from the protected bucket may come from the unprotected one (COSE lets
         # the kid sit there); the Sig_structure covers only the protected bucket, which is why the
         # algorithm must in any case fit the certificate's key type.
         alg = protected[_HEADER_ALG] if _HEADER_ALG in protected else unprotected.get(_HEADER_ALG)
         kid = protected[_HEADER_KID] if _HEADER_KID in protected else unprotected.get(_HEADER_KID)
         if alg not in _ALGORITHMS:
-            raise _Refused(Reason.INVALID_SIGNATURE, f"unsupported algorithm {alg!r} (ES256 or PS256)")
+            raise Refused(Reason.INVALID_SIGNATURE, f"unsupported algorithm {alg!r} (ES256 or PS256)")
         if not isinstance(kid, bytes) or not kid:
-            raise _Refused(Reason.UNTRUSTED_ISSUER, "no key id (kid) in the headers")
+            raise Refused(Reason.UNTRUSTED_ISSUER, "no key id (kid) in the headers")
         signers = store.dcc.get(kid, ())
         if not signers:
-            raise _Refused(Reason.UNTRUSTED_ISSUER, f"no trusted signer with kid {kid.hex()}")
+            raise Refused(Reason.UNTRUSTED_ISSUER, f"no trusted signer with kid {kid.hex()}")
         to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", claims_bytes])
         signer = next((s for s in signers if _signature_ok(s, alg, to_be_signed, signature)), None)
         if signer is None:
-            raise _Refused(
+            raise Refused(
                 Reason.INVALID_SIGNATURE,
                 f"{_ALGORITHMS[alg]} signature does not verify with the {len(signers)} signer(s) of kid {kid.hex()}",
             )
@@ -156,16 +146,16 @@ class DccVerifier:
 
     def _unwrap(self, payload: str) -> bytes:
         if not isinstance(payload, str) or not payload.startswith(PREFIX):
-            raise _malformed(f"does not start with {PREFIX}")
+            raise Refused.malformed(f"does not start with {PREFIX}")
         if len(payload) > MAX_PAYLOAD_CHARS:
-            raise _malformed(f"longer than {MAX_PAYLOAD_CHARS} characters")
+            raise Refused.malformed(f"longer than {MAX_PAYLOAD_CHARS} characters")
         text = payload[len(PREFIX):]
         if not _BASE45.fullmatch(text):
-            raise _malformed("not Base45 (a character outside the Base45 alphabet)")
+            raise Refused.malformed("not Base45 (a character outside the Base45 alphabet)")
         try:
             compressed = base45.b45decode(text)
         except ValueError:
-            raise _malformed("not Base45 (bad length or value)") from None
+            raise Refused.malformed("not Base45 (bad length or value)") from None
         return _inflate(compressed)
 
     def _sign1(self, cose: bytes) -> tuple[bytes, Mapping, bytes, bytes]:
@@ -174,24 +164,24 @@ class DccVerifier:
             item = item.value
         if isinstance(item, cbor2.CBORTag):
             if item.tag != _TAG_SIGN1:
-                raise _malformed(f"CBOR tag {item.tag} is not COSE_Sign1")
+                raise Refused.malformed(f"CBOR tag {item.tag} is not COSE_Sign1")
             item = item.value
         if not isinstance(item, (list, tuple)) or len(item) != 4:
-            raise _malformed("not a COSE_Sign1 structure")
+            raise Refused.malformed("not a COSE_Sign1 structure")
         protected, unprotected, claims, signature = item
         if not (isinstance(protected, bytes) and isinstance(unprotected, Mapping)
                 and isinstance(claims, bytes) and isinstance(signature, bytes)):
-            raise _malformed("COSE_Sign1 fields have the wrong types")
+            raise Refused.malformed("COSE_Sign1 fields have the wrong types")
         return protected, unprotected, claims, signature
 
     def _judge(self, claims: Any, signer: DccSigner, now: datetime, signed: bytes) -> Finding:
         if not isinstance(claims, Mapping):
-            raise _malformed("claims are not a map")
+            raise Refused.malformed("claims are not a map")
         issuer = claims.get(_CLAIM_ISS)
         issuer = issuer if isinstance(issuer, str) else signer.country
         iat, exp = seconds(claims.get(_CLAIM_IAT)), seconds(claims.get(_CLAIM_EXP))
         if iat is None or exp is None:
-            raise _malformed("claims need numeric iat and exp")
+            raise Refused.malformed("claims need numeric iat and exp")
         expires = _utc(exp, "exp")
         _utc(iat, "iat")
         hcert = claims.get(_CLAIM_HCERT)
@@ -199,7 +189,7 @@ class DccVerifier:
         kind, entry = self._entry(dgc)
         if signer.kinds is not None and kind not in signer.kinds:
             allowed = ", ".join(sorted(DCC_KINDS[k] for k in signer.kinds))
-            raise _Refused(Reason.UNTRUSTED_ISSUER, f"signer may sign {allowed} certificates, not {DCC_KINDS[kind]}")
+            raise Refused(Reason.UNTRUSTED_ISSUER, f"signer may sign {allowed} certificates, not {DCC_KINDS[kind]}")
         reasons: list[Reason] = []
         moment = now.timestamp()
         if iat > moment + self._skew:
@@ -223,15 +213,15 @@ class DccVerifier:
     @staticmethod
     def _entry(dgc: Any) -> tuple[str, Mapping]:
         if not isinstance(dgc, Mapping):
-            raise _malformed("no certificate in the claims (hcert -260 / 1)")
+            raise Refused.malformed("no certificate in the claims (hcert -260 / 1)")
         if not isinstance(dgc.get("ver"), str) or not isinstance(dgc.get("nam"), Mapping) or "dob" not in dgc:
-            raise _malformed("certificate lacks ver, nam or dob")
+            raise Refused.malformed("certificate lacks ver, nam or dob")
         kinds = [kind for kind in DCC_KINDS if kind in dgc]
         if len(kinds) != 1:
-            raise _malformed("certificate must hold exactly one of v, t and r")
+            raise Refused.malformed("certificate must hold exactly one of v, t and r")
         entries = dgc[kinds[0]]
         if not isinstance(entries, (list, tuple)) or len(entries) != 1 or not isinstance(entries[0], Mapping):
-            raise _malformed(f"certificate must hold exactly one {DCC_KINDS[kinds[0]]} entry")
+            raise Refused.malformed(f"certificate must hold exactly one {DCC_KINDS[kinds[0]]} entry")
         return kinds[0], entries[0]
 
     def _colour(self, kind: str, entry: Mapping) -> tuple[str, datetime | None]:
@@ -241,18 +231,18 @@ class DccVerifier:
         if kind == "v":
             dose, doses = entry.get("dn"), entry.get("sd")
             if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (dose, doses)):
-                raise _malformed("vaccination entry needs positive dn and sd")
+                raise Refused.malformed("vaccination entry needs positive dn and sd")
             return (codes.dcc_vaccinated if dose >= doses else codes.dcc_partly_vaccinated), None
         result = entry.get("tr")
         if result == _TEST_DETECTED:
             return codes.dcc_positive_test, None
         if result != _TEST_NOT_DETECTED:
-            raise _malformed("test entry has no known result (tr)")
+            raise Refused.malformed("test entry has no known result (tr)")
         sampled = entry.get("sc")
         try:
             tested_at = datetime.fromisoformat(sampled) if isinstance(sampled, str) else None
         except ValueError:
             tested_at = None
         if tested_at is None or tested_at.tzinfo is None:
-            raise _malformed("test entry needs a sample time (sc) with a time zone")
+            raise Refused.malformed("test entry needs a sample time (sc) with a time zone")
         return codes.dcc_negative_test, tested_at.astimezone(timezone.utc)

@@ -31,3 +31,16 @@ class Finding:
     @property
     def valid(self) -> bool:
         return not self.reasons and self.colour != "unknown"
+
+
+class Refused(Exception):
+    """Raised inside an offline verifier at the first reason to refuse; becomes a refusing Finding."""
+
+    def __init__(self, reason: Reason, problem: str):
+        super().__init__(problem)
+        self.reason = reason
+        self.problem = problem
+
+    @classmethod
+    def malformed(cls, problem: str) -> "Refused":
+        return cls(Reason.MALFORMED_CODE, problem)

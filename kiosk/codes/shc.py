@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from kiosk.codes.finding import Finding
+from kiosk.codes.finding import Finding, Refused
 from kiosk.codes.trust import TrustStore, b64url_decode, seconds
 from kiosk.config import CodesSection
 from kiosk.decision import Reason
@@ -51,16 +51,6 @@ _HEADER_KEYS = {"alg", "zip", "kid"}
 _ECDSA = ec.ECDSA(SHA256())
 
 
-class _Refused(Exception):
-    def __init__(self, reason: Reason, problem: str):
-        self.reason = reason
-        self.problem = problem
-
-
-def _malformed(problem: str) -> _Refused:
-    return _Refused(Reason.MALFORMED_CODE, problem)
-
-
 # Each digit pair 00..77 stands for one character, chr(45 + pair): "-" up to "z". Pairs are looked
 # up as 16-bit numbers (two ASCII digits, first digit high), four times faster than slicing.
 _PAIRS = {ord(f"{value:02d}"[0]) << 8 | ord(f"{value:02d}"[1]): chr(45 + value) for value in range(78)}
@@ -68,7 +58,7 @@ _PAIRS = {ord(f"{value:02d}"[0]) << 8 | ord(f"{value:02d}"[1]): chr(45 + value) 
 
 def _digits_to_jws(digits: str) -> str:
     if len(digits) % 2:
-        raise _malformed("odd number of digits")
+        raise Refused.malformed("odd number of digits")
     pairs = array.array("H", digits.encode("ascii"))
     if sys.byteorder == "little":
         pairs.byteswap()
@@ -76,15 +66,15 @@ def _digits_to_jws(digits: str) -> str:
         return "".join(map(_PAIRS.__getitem__, pairs))
     except KeyError as exc:
         pair = chr(exc.args[0] >> 8) + chr(exc.args[0] & 0xFF)
-        raise _malformed(f"digit pair {pair} is out of range (00 to 77)") from None
+        raise Refused.malformed(f"digit pair {pair} is out of range (00 to 77)") from None
 
 
 def numeric_to_jws(payload: str) -> str:
     """The compact JWS that an ``shc:/`` text spells (parts, one per line, are assembled)."""
     if not isinstance(payload, str) or not payload.startswith(PREFIX):
-        raise _malformed(f"does not start with {PREFIX}")
+        raise Refused.malformed(f"does not start with {PREFIX}")
     if len(payload) > MAX_PAYLOAD_CHARS:
-        raise _malformed(f"longer than {MAX_PAYLOAD_CHARS} characters")
+        raise Refused.malformed(f"longer than {MAX_PAYLOAD_CHARS} characters")
     lines = payload.split("\n")
     if len(lines) == 1:
         single = _SINGLE.fullmatch(payload)
@@ -96,25 +86,25 @@ def numeric_to_jws(payload: str) -> str:
             if index == total == 1:
                 return _digits_to_jws(part.group(3))
             if index <= total:
-                raise _Refused(
+                raise Refused(
                     Reason.INCOMPLETE_CODE,
                     f"part {index} of a {total}-part code; show all parts together, or the card as one QR code",
                 )
-        raise _malformed("not shc:/ followed by digits")
+        raise Refused.malformed("not shc:/ followed by digits")
     parts: dict[int, str] = {}
     total = None
     for line in lines:
         part = _PART.fullmatch(line)
         if not part:
-            raise _malformed("a line of a multi-part code is not shc:/<part>/<total>/<digits>")
+            raise Refused.malformed("a line of a multi-part code is not shc:/<part>/<total>/<digits>")
         index, count = int(part.group(1)), int(part.group(2))
         if total is None:
             total = count
         if count != total or not 1 <= index <= count or count > MAX_PARTS or index in parts:
-            raise _malformed("multi-part code parts do not fit together")
+            raise Refused.malformed("multi-part code parts do not fit together")
         parts[index] = part.group(3)
     if len(parts) != total:
-        raise _Refused(Reason.INCOMPLETE_CODE, f"{len(parts)} of {total} parts")
+        raise Refused(Reason.INCOMPLETE_CODE, f"{len(parts)} of {total} parts")
     return _digits_to_jws("".join(parts[i] for i in range(1, total + 1)))
 
 
@@ -134,7 +124,7 @@ def _json(raw: bytes, what: str) -> Any:
             raise ValueError("starts with a byte-order mark")
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _malformed(f"{what} is not strict JSON ({exc})") from None
+        raise Refused.malformed(f"{what} is not strict JSON ({exc})") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -145,7 +135,7 @@ def _b64(part: str, what: str) -> bytes:
     try:
         return b64url_decode(part)
     except ValueError as exc:
-        raise _malformed(f"{what}: {exc}") from None
+        raise Refused.malformed(f"{what}: {exc}") from None
 
 
 def _inflate(data: bytes) -> bytes:
@@ -153,13 +143,13 @@ def _inflate(data: bytes) -> bytes:
     try:
         raw = inflater.decompress(data, MAX_PAYLOAD_BYTES + 1)
     except zlib.error as exc:
-        raise _malformed(f"payload is not raw DEFLATE ({exc})") from None
+        raise Refused.malformed(f"payload is not raw DEFLATE ({exc})") from None
     if len(raw) > MAX_PAYLOAD_BYTES:
-        raise _malformed(f"payload inflates to more than {MAX_PAYLOAD_BYTES} bytes")
+        raise Refused.malformed(f"payload inflates to more than {MAX_PAYLOAD_BYTES} bytes")
     if not inflater.eof:
-        raise _malformed("payload's DEFLATE stream is truncated")
+        raise Refused.malformed("payload's DEFLATE stream is truncated")
     if inflater.unused_data:
-        raise _malformed("trailing bytes after the payload's DEFLATE stream")
+        raise Refused.malformed("trailing bytes after the payload's DEFLATE stream")
     return raw
 
 
@@ -167,7 +157,7 @@ def _utc(value: float) -> datetime:
     try:
         return datetime.fromtimestamp(value, timezone.utc)
     except (OverflowError, OSError, ValueError):
-        raise _malformed("a time in the card is out of range") from None
+        raise Refused.malformed("a time in the card is out of range") from None
 
 
 class ShcVerifier:
@@ -181,7 +171,7 @@ class ShcVerifier:
         """What the card says, judged at ``now`` against ``store``; never raises for bad input."""
         try:
             return self.verify_jws(numeric_to_jws(payload), store, now)
-        except _Refused as refused:
+        except Refused as refused:
             log.info("SMART Health Card refused: %s: %s", refused.reason, refused.problem)
             return Finding.refuse(refused.reason, refused.problem)
 
@@ -189,19 +179,19 @@ class ShcVerifier:
         """The same checks on a compact JWS (a ``.smart-health-card`` file holds these)."""
         try:
             return self._verify(jws, store, now)
-        except _Refused as refused:
+        except Refused as refused:
             log.info("SMART Health Card refused: %s: %s", refused.reason, refused.problem)
             return Finding.refuse(refused.reason, refused.problem)
 
     def _verify(self, jws: str, store: TrustStore, now: datetime) -> Finding:
         if not isinstance(jws, str) or not _JWS_CHARS.fullmatch(jws):
-            raise _malformed("not a compact JWS (three base64url parts)")
+            raise Refused.malformed("not a compact JWS (three base64url parts)")
         header_b64, payload_b64, signature_b64 = jws.split(".")
         header = _json(_b64(header_b64, "header"), "header")
         if not isinstance(header, dict) or set(header) != _HEADER_KEYS:
-            raise _malformed("header must hold exactly alg, zip and kid")
+            raise Refused.malformed("header must hold exactly alg, zip and kid")
         if header["alg"] != "ES256" or header["zip"] != "DEF" or not isinstance(header["kid"], str):
-            raise _malformed("header must say alg ES256, zip DEF, and a kid")
+            raise Refused.malformed("header must say alg ES256, zip DEF, and a kid")
         signature = _b64(signature_b64, "signature")
         card = _json(_inflate(_b64(payload_b64, "payload")), "payload")
         iss, nbf, exp, rid = self._claims(card)
@@ -214,12 +204,12 @@ class ShcVerifier:
         if key is None:
             return Finding.refuse(Reason.UNTRUSTED_ISSUER, f"issuer {iss} has no key {header['kid']}", issuer=iss)
         if len(signature) != 64:
-            raise _Refused(Reason.INVALID_SIGNATURE, "ES256 signature must be 64 bytes")
+            raise Refused(Reason.INVALID_SIGNATURE, "ES256 signature must be 64 bytes")
         r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         try:
             key.public_key.verify(encode_dss_signature(r, s), f"{header_b64}.{payload_b64}".encode("ascii"), _ECDSA)
         except (InvalidSignature, ValueError):
-            raise _Refused(Reason.INVALID_SIGNATURE, f"signature does not verify with key {key.kid} of {iss}") from None
+            raise Refused(Reason.INVALID_SIGNATURE, f"signature does not verify with key {key.kid} of {iss}") from None
         reasons: list[Reason] = []
         moment = now.timestamp()
         if nbf > moment + self._skew:
@@ -249,25 +239,25 @@ class ShcVerifier:
     @staticmethod
     def _claims(card: Any) -> tuple[str, float, float | None, str | None]:
         if not isinstance(card, dict):
-            raise _malformed("payload is not a JSON object")
+            raise Refused.malformed("payload is not a JSON object")
         iss, nbf, vc = card.get("iss"), seconds(card.get("nbf")), card.get("vc")
         if not isinstance(iss, str) or not iss:
-            raise _malformed("payload has no issuer (iss)")
+            raise Refused.malformed("payload has no issuer (iss)")
         if nbf is None:
-            raise _malformed("payload has no numeric nbf")
+            raise Refused.malformed("payload has no numeric nbf")
         _utc(nbf)
         exp = None
         if "exp" in card:
             exp = seconds(card["exp"])
             if exp is None:
-                raise _malformed("exp is not a number")
+                raise Refused.malformed("exp is not a number")
             _utc(exp)
         if not isinstance(vc, dict) or not isinstance(vc.get("type"), list) or HEALTH_CARD_TYPE not in vc["type"]:
-            raise _malformed("payload is not a health card (vc.type)")
+            raise Refused.malformed("payload is not a health card (vc.type)")
         subject = vc.get("credentialSubject")
         if not isinstance(subject, dict) or not isinstance(subject.get("fhirBundle"), dict):
-            raise _malformed("payload has no FHIR bundle")
+            raise Refused.malformed("payload has no FHIR bundle")
         rid = vc.get("rid")
         if rid is not None and (not isinstance(rid, str) or not rid):
-            raise _malformed("rid is not a string")
+            raise Refused.malformed("rid is not a string")
         return iss, nbf, exp, rid
