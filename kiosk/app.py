@@ -33,9 +33,9 @@ from kiosk.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
-# How long the out-of-service screen stays after the platform could not be reached
-# (fallback = "out_of_service"); the next visitor's lookup tells whether it is back.
-PLATFORM_OUTAGE_S = 10.0
+# How long the out-of-service screen stays after the platform could not be reached (with
+# fallback = "out_of_service") or an event could not be committed; then the next visitor tries again.
+OUTAGE_S = 10.0
 # The loop's pace while a visitor is being served (between visitors it redraws at screen.fps).
 BUSY_TICK_S = 0.005
 
@@ -95,6 +95,7 @@ class Kiosk:
         self._visit: Visit | None = None
         self._verdict_until = 0.0
         self._outage_until = 0.0
+        self._outage_reason = ""
         self._shown: ScreenState | None = None
         self.phase = "idle"
         self.listeners: list[Callable[[Decided], None]] = []
@@ -232,7 +233,7 @@ class Kiosk:
         if camera_fault:
             return f"camera: {camera_fault}"
         if now < self._outage_until:
-            return "health-code platform unreachable"
+            return self._outage_reason
         return None
 
     def _enter_out_of_service(self, fault: str) -> None:
@@ -331,8 +332,9 @@ class Kiosk:
             # The event could not be committed: show nothing we cannot account for.
             log.exception("decision failed; kiosk out of service")
             self._visit = None
-            self._enter_out_of_service("cannot write the event log")
-            self._outage_until = now + PLATFORM_OUTAGE_S
+            self._outage_reason = "cannot write the event log"
+            self._outage_until = now + OUTAGE_S
+            self._enter_out_of_service(self._outage_reason)
             return
         temperature = visit.temperature.celsius if visit.temperature else None
         if verdict.passed:
@@ -348,7 +350,8 @@ class Kiosk:
         if not code.verified:
             log.warning("code not verified: %s", code.problem)
             if self.config.platform.fallback == "out_of_service":
-                self._outage_until = now + self.config.kiosk.verdict_s + PLATFORM_OUTAGE_S
+                self._outage_reason = "health-code platform unreachable"
+                self._outage_until = now + self.config.kiosk.verdict_s + OUTAGE_S
         self.phase = "verdict"
         self._verdict_until = now + self.config.kiosk.verdict_s
         decided = Decided(verdict, event, latency_ms, code.holder)

@@ -111,3 +111,19 @@ def test_upstream_down_loses_nothing(tmp_path):
         s.wait(lambda: s.upstream.collector.count() == 2, "the backlog to arrive", timeout=30)
 
     run_scene(tmp_path, scene, platform={"fallback": "refuse", "timeout_s": 0.3})
+
+
+def test_an_event_that_cannot_be_committed_is_never_shown(tmp_path):
+    def scene(s: Scene) -> None:
+        s.kiosk.parts.store.close()  # the SD card has gone read-only, say
+        s.world.camera.show(s.code("green"), "plain")
+        s.world.wrist.approach(36.6)
+        s.wait(lambda: s.kiosk.phase == "out_of_service", "out of service")
+        assert s.kiosk.shown.detail == "cannot write the event log"
+        assert not s.decided
+        assert not any(state.kind in ("pass", "refuse") for state in s.screens)
+        assert not s.pin(RELAY_PIN) and not s.pin(GREEN_PIN)
+        s.world.camera.hide()
+        s.world.wrist.leave()
+
+    run_scene(tmp_path, scene)
