@@ -15,7 +15,7 @@ from kiosk.config import ScreenSection  # noqa: E402  (after choosing the SDL dr
 from kiosk.display.screen import Screen, ScreenState  # noqa: E402
 
 STATES = {
-    "idle": ScreenState(kind="idle"),
+    "idle": ScreenState(kind="idle", family_button=True),
     "measuring": ScreenState(kind="measuring", code_read=True),
     "hold_still": ScreenState(kind="hold_still", code_read=True),
     "measuring_again": ScreenState(kind="measuring_again", code_read=True),
@@ -28,6 +28,13 @@ STATES = {
     "refuse-cannot_verify": ScreenState(kind="refuse", temperature_c=36.4, reasons=("cannot_verify",)),
     "refuse-replayed": ScreenState(kind="refuse", temperature_c=36.5, reasons=("replayed",)),
     "out_of_service": ScreenState(kind="out_of_service", detail="thermometer: no thermometer answers at I2C address 0x5A"),
+    # People without phones: the family member's phone number, then the names to choose from.
+    "family_keypad": ScreenState(kind="family_keypad", entry="••• •••• 8001", entry_complete=True),
+    "family_keypad-typing": ScreenState(kind="family_keypad", entry="•38 00"),
+    "family_searching": ScreenState(kind="family_searching"),
+    "family_choose": ScreenState(kind="family_choose", choices=("张*英", "王*宝")),
+    "family_message-unknown": ScreenState(kind="family_message", reasons=("family_unknown",)),
+    "family_message-rate_limited": ScreenState(kind="family_message", reasons=("family_rate_limited",)),
 }
 
 

@@ -5,6 +5,12 @@ verifier. The screen loop runs on the main thread and never waits for the networ
 code verification starts on a worker as soon as a code is scanned, and the decision job (verify
 result, decide, commit the event) runs there too. The verdict is shown only after its event is
 committed, so nothing that was shown can be missing from the log.
+
+A visitor without a phone taps "No phone?" on the idle screen, types a family member's phone
+number on the keypad, and taps their own name among the family's proxy codes; the chosen code then
+enters the visit exactly as a scanned one would (verified at the platform, replay and freshness
+rules, wrist measurement, event with ``proxy``). The lookup runs on its own worker thread; the
+number lives only in the keypad's entry until it is sent, and is never logged.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
+from kiosk.codes.family import FamilyLookup, FamilyMember, FamilyResult, PhoneEntry
 from kiosk.codes.router import CodeRouter
 from kiosk.config import Config
 from kiosk.decision import Policy, Verdict, decide
@@ -51,6 +58,28 @@ class Visit:
     ready_at: float | None = None
 
 
+@dataclass
+class FamilyVisit:
+    """A visitor at the phone-number keypad: ``stage`` is keypad, searching, choose or message."""
+
+    entry: PhoneEntry
+    touched_at: float
+    stage: str = "keypad"
+    lookup: Future | None = None
+    members: tuple[FamilyMember, ...] = ()
+    message: str = ""  # stage "message": a texts.LINES key (family_unknown ...)
+    message_until: float = 0.0
+
+
+# What a family lookup's outcome says on the message screen.
+FAMILY_MESSAGES = {
+    "unknown": "family_unknown",
+    "rate_limited": "family_rate_limited",
+    "unavailable": "family_unavailable",
+    "invalid": "family_unavailable",
+}
+
+
 @dataclass(frozen=True)
 class Decided:
     """What listeners hear after a verdict is on screen."""
@@ -71,6 +100,7 @@ class KioskParts:
     screen: Screen
     lights: Lights
     extra_threads: list[Callable[[threading.Event], None]] = field(default_factory=list)
+    family: FamilyLookup | None = None  # the phone-number lookup (None: no "No phone?" button)
 
 
 class Kiosk:
@@ -89,6 +119,9 @@ class Kiosk:
         self.watchdog = watchdog or Watchdog()
         self._clock = clock
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decide")
+        # Family lookups get their own thread: a slow one never holds up a visitor's verification.
+        self._family_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family")
+        self._family: FamilyVisit | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -113,7 +146,7 @@ class Kiosk:
             thread = threading.Thread(target=loop, args=(self._stop,), daemon=True, name=getattr(loop, "__qualname__", "loop"))
             thread.start()
             self._threads.append(thread)
-        self._show(ScreenState(kind="idle"))
+        self._show(self._idle_screen())
         self.parts.lights.show_idle()
         self.watchdog.ready()
 
@@ -131,6 +164,9 @@ class Kiosk:
         for thread in self._threads:
             thread.join(timeout=5)
         self._workers.shutdown(wait=True, cancel_futures=False)
+        self._family_worker.shutdown(wait=True, cancel_futures=True)
+        if self.parts.family is not None:
+            self.parts.family.close()
         self.parts.lights.close()
         self.parts.screen.close()
         self.parts.store.close()
@@ -169,7 +205,7 @@ class Kiosk:
             parts.screen.close()
             parts.screen = Screen(new.screen, new.kiosk.language)
             state, self._shown = self._shown, None
-            self._show(state or ScreenState(kind="idle"))
+            self._show(state or self._idle_screen())
         if change.touches("thermometer"):
             parts.thermometry.section = new.thermometer
         self.config = new
@@ -197,6 +233,7 @@ class Kiosk:
 
     def tick(self) -> None:
         now = self._clock()
+        taps = self.parts.screen.taps()  # taken every tick, so a tap never acts on a later page
         if self._pending_config is not None and self._visit is None and self.phase in ("idle", "out_of_service"):
             new, self._pending_config = self._pending_config, None
             self._apply_config(new)
@@ -207,6 +244,9 @@ class Kiosk:
                 return
             self._end_visit()
         fault = self._fault(now)
+        if fault and self._family is not None:
+            log.info("family lookup abandoned: the kiosk is out of service")
+            self._family = None
         if fault and self._visit and self._visit.decision is None:
             if self._visit.code:
                 # A part failed while a visitor was being served: refuse them (and log it), never pass.
@@ -220,9 +260,15 @@ class Kiosk:
             return
         if self.phase == "out_of_service" and not fault:
             log.info("back in service")
-            self._show(ScreenState(kind="idle"))
+            self._show(self._idle_screen())
             self.parts.lights.show_idle()
             self.phase = "idle"
+        if self._family is not None:
+            self._family_step(now, taps)
+            return
+        if self._visit is None and self.phase == "idle" and "family" in self._tapped(taps):
+            self._open_keypad(now)
+            return
         self._serve(now)
 
     def _fault(self, now: float) -> str | None:
@@ -244,9 +290,11 @@ class Kiosk:
             self.parts.lights.show_out_of_service()
             self.phase = "out_of_service"
 
-    def _serve(self, now: float) -> None:
+    def _serve(self, now: float, seen: SeenCode | None = None) -> None:
+        """Walk the visit on; ``seen`` is a code chosen at the keypad, else the camera is asked."""
         visit = self._visit
-        seen = self.parts.reader.take_new()
+        if seen is None:
+            seen = self.parts.reader.take_new()
         thermometry = self.parts.thermometry
         if visit is None:
             snapshot = thermometry.snapshot()
@@ -364,8 +412,118 @@ class Kiosk:
         self._visit = None
         self.parts.thermometry.consume()  # a result left over belongs to the visitor who just left
         self.parts.lights.show_idle()
-        self._show(ScreenState(kind="idle"))
+        self._show(self._idle_screen())
         self.phase = "idle"
+
+    # --- people without phones: the family lookup ----------------------------------------------
+
+    def _idle_screen(self) -> ScreenState:
+        return ScreenState(kind="idle", family_button=self.parts.family is not None)
+
+    def _tapped(self, taps: list[tuple[int, int]]) -> list[str]:
+        """The buttons hit by these taps, in order (taps beside every button are left out)."""
+        names = (self.parts.screen.button_at(pos) for pos in taps)
+        return [name for name in names if name is not None]
+
+    def _open_keypad(self, now: float) -> None:
+        if self.parts.family is None:  # the button is drawn only when there is a lookup
+            return
+        log.info("family lookup: keypad opened")
+        self._family = FamilyVisit(entry=self.parts.family.entry(), touched_at=now)
+        self._show_family()
+
+    def _show_family(self) -> None:
+        flow = self._family
+        assert flow is not None
+        if flow.stage == "keypad":
+            state = ScreenState(kind="family_keypad", entry=flow.entry.masked(), entry_complete=flow.entry.complete)
+        elif flow.stage == "choose":
+            state = ScreenState(kind="family_choose", choices=tuple(member.holder for member in flow.members))
+        elif flow.stage == "searching":
+            state = ScreenState(kind="family_searching")
+        else:
+            state = ScreenState(kind="family_message", reasons=(flow.message,))
+        self._show(state)
+        self.phase = f"family_{flow.stage}"
+
+    def _close_family(self, why: str) -> None:
+        log.info("family lookup: back to the start screen (%s)", why)
+        self._family = None
+        self._show(self._idle_screen())
+        self.phase = "idle"
+
+    def _family_step(self, now: float, taps: list[tuple[int, int]]) -> None:
+        flow = self._family
+        assert flow is not None and self.parts.family is not None
+        seen = self.parts.reader.take_new()
+        if seen is not None:
+            # A code shown to the camera meanwhile: that visitor has one after all; serve it as usual.
+            log.info("family lookup abandoned: a code was shown to the camera")
+            self._family = None
+            self._serve(now, seen)
+            return
+        if taps:
+            flow.touched_at = now  # any touch keeps the page open, a button hit or not
+        idle_s = self.config.codes.family_idle_s
+        if flow.stage == "keypad":
+            for name in self._tapped(taps):
+                if name == "cancel":
+                    self._close_family("cancelled")
+                    return
+                if name == "delete":
+                    flow.entry.delete()
+                elif name.isdigit():
+                    flow.entry.press(name)
+                elif name == "ok" and flow.entry.complete:
+                    lookup = self._family_worker.submit(self.parts.family.lookup, flow.entry.take())
+                    lookup.add_done_callback(lambda _: self.wake())
+                    flow.lookup, flow.stage, flow.touched_at = lookup, "searching", now
+                    break  # taps after OK were meant for the keypad just left
+            if flow.stage == "keypad" and now - flow.touched_at > idle_s:
+                self._close_family(f"no touch for {idle_s:.0f} s")
+                return
+        elif flow.stage == "searching":
+            assert flow.lookup is not None
+            if flow.lookup.done():
+                self._family_answered(flow, self._lookup_result(flow.lookup), now)
+            elif now - flow.touched_at > idle_s:
+                # The lookup has its own timeout; this only keeps the keypad from hanging here.
+                self._family_answered(flow, FamilyResult("unavailable", problem="no answer in time"), now)
+        elif flow.stage == "choose":
+            for name in self._tapped(taps):
+                if name == "cancel":
+                    self._close_family("cancelled")
+                    return
+                if name.startswith("member:"):
+                    member = flow.members[int(name.split(":", 1)[1])]
+                    log.info("family lookup: a proxy code was chosen")
+                    self._family = None
+                    # From here on the chosen code is a code like any scanned one.
+                    self._serve(now, SeenCode(member.code, now))
+                    return
+            if now - flow.touched_at > idle_s:
+                self._close_family(f"no touch for {idle_s:.0f} s")
+                return
+        elif now >= flow.message_until:
+            self._close_family("message shown")
+            return
+        self._show_family()
+
+    @staticmethod
+    def _lookup_result(lookup: Future) -> FamilyResult:
+        try:
+            return lookup.result()
+        except Exception:  # lookup() does not raise for network or answer problems; anything else is a bug
+            log.exception("family lookup failed")
+            return FamilyResult("unavailable", problem="lookup failed")
+
+    def _family_answered(self, flow: FamilyVisit, result: FamilyResult, now: float) -> None:
+        if result.outcome == "found" and result.members:
+            flow.members, flow.stage, flow.touched_at = result.members, "choose", now
+            return
+        flow.stage = "message"
+        flow.message = FAMILY_MESSAGES.get(result.outcome, "family_unavailable")
+        flow.message_until = now + self.config.kiosk.verdict_s
 
     def _show(self, state: ScreenState) -> None:
         if state == self._shown:

@@ -136,6 +136,18 @@ class CodesSection(Section):
     dcc_positive_test: PlatformColour = "red"
     shc_card: PlatformColour = "green"
     test_within_h: Annotated[float, Field(ge=0, le=30 * 24)] = 0.0
+    # Phone-number lookup of family-proxy codes on the touchscreen (0 lookups: turned off).
+    family_lookups: Annotated[int, Field(ge=0, le=100)] = 5
+    family_window_s: Annotated[float, Field(ge=10, le=86400)] = 600.0
+    family_min_digits: Annotated[int, Field(ge=4, le=15)] = 11
+    family_max_digits: Annotated[int, Field(ge=4, le=15)] = 11
+    family_idle_s: Annotated[float, Field(ge=5, le=600)] = 30.0
+
+    @model_validator(mode="after")
+    def _digit_range(self) -> "CodesSection":
+        if self.family_min_digits > self.family_max_digits:
+            raise ValueError("family_min_digits must not be more than family_max_digits")
+        return self
 
 
 def _public_key_problem(text: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kiosk.app import KioskParts
+from kiosk.codes.family import FamilyLookup
 from kiosk.codes.hashing import CodeHasher, load_or_create_secret
 from kiosk.codes.router import build_router
 from kiosk.codes.trustlist import TrustListKeeper
@@ -57,6 +58,8 @@ def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
         uploader=uploader,
         screen=Screen(config.screen, config.kiosk.language),
         lights=Lights(config.lights, pin_factory=pin_factory),
+        # The phone-number lookup for people without phones (codes.family_lookups = 0: none).
+        family=FamilyLookup.from_config(config) if config.codes.family_lookups else None,
     )
     if isinstance(verifier.trust, TrustListKeeper):
         kiosk_parts.extra_threads.append(verifier.trust.run)  # keeps the trust list current

@@ -16,20 +16,18 @@ Neither the code's content nor the platform token is ever logged.
 
 from __future__ import annotations
 
-import http.client
 import logging
 import re
-import socket
 import time
 from datetime import timezone
 from typing import Annotated, Callable, Literal
 
 import requests
-import urllib3
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from kiosk.codes.breaker import CircuitBreaker
 from kiosk.codes.hashing import CodeHasher
+from kiosk.codes.platform_http import PlatformFailure, post_json, shape_problem
 from kiosk.config import PlatformSection
 from kiosk.results import CodeResult
 
@@ -38,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_CHARS = 2048
 # An answer larger than this is not a lookup answer (a misrouted page, a runaway server).
 MAX_ANSWER_BYTES = 64 * 1024
+STATUSES = "'ok', 'pending' or 'unknown'"  # the answer's status tags, for error messages
 PLATFORM_COLOURS = frozenset({"green", "yellow", "red"})
 # C0 and C1 control characters, DEL, and lone surrogates: no health code contains them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -75,10 +74,6 @@ _Answer = _Known | _Unknown | _Pending
 _ANSWER: TypeAdapter[_Answer] = TypeAdapter(Annotated[_Answer, Field(discriminator="status")])
 
 
-class _Failure(Exception):
-    """Internal: the platform could not be asked or its answer made no sense."""
-
-
 def payload_problem(payload: str) -> str | None:
     """Why a scanned text cannot be a health code, or None if it may be sent for lookup."""
     if not payload:
@@ -88,50 +83,6 @@ def payload_problem(payload: str) -> str | None:
     if _CONTROL.search(payload):
         return "holds control characters"
     return None
-
-
-def _connection_problem(exc: requests.ConnectionError, timeout_s: float) -> str:
-    """A requests connection error's root cause in a few words, without the URL and pool details.
-
-    requests reports a read timeout in the middle of an answer's body as a ConnectionError, so
-    timeouts are looked for here too.
-    """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (http.client.RemoteDisconnected, ConnectionResetError, ConnectionAbortedError)):
-            return "platform closed the connection without an answer"
-        if isinstance(current, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
-            return f"platform timeout after {timeout_s:g} s"
-        if isinstance(current, ConnectionRefusedError):
-            return "platform unreachable (connection refused)"
-        if isinstance(current, socket.gaierror):
-            return "platform unreachable (host name not resolved)"
-        if type(current).__module__ == "builtins" and isinstance(current, OSError) and current.strerror:
-            return f"platform unreachable ({current.strerror.lower()})"
-        todo.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
-        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
-    return "platform unreachable"
-
-
-def _shape_problem(exc: ValidationError) -> str:
-    """The first thing wrong with an answer, naming the field but never echoing its value."""
-    first = exc.errors(include_url=False, include_input=False)[0]
-    kind = first["type"]
-    if kind == "json_invalid":
-        return "not JSON"
-    if kind == "union_tag_not_found":
-        return "status: missing"
-    if kind == "union_tag_invalid":  # pydantic's message would quote the value
-        return "status: must be 'ok', 'pending' or 'unknown'"
-    # A field's location starts with the status tag that picked the model ("ok", "generated_at").
-    where = ".".join(str(part) for part in first["loc"][1:]) or "answer"
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
 
 
 class PlatformVerifier:
@@ -184,7 +135,7 @@ class PlatformVerifier:
             return CodeResult(verified=False, colour="unknown", code_hash=code_hash, problem=cause, issuer=self.name)
         try:
             answer = self._ask(payload)
-        except _Failure as failure:
+        except PlatformFailure as failure:
             self.breaker.failure()
             cause = str(failure)
             log.warning("%s", cause)
@@ -226,56 +177,16 @@ class PlatformVerifier:
         )
 
     def _ask(self, payload: str) -> _Answer:
-        deadline = self._clock() + self._timeout
-        try:
-            # No redirects: a redirected POST turns into a GET and loses the code. The body is
-            # streamed so that its size and its total time can be capped while it arrives.
-            response = self._session.post(
-                self._url,
-                json={"code": payload},
-                headers=self._headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.Timeout:
-            raise _Failure(f"platform timeout after {self._timeout:g} s") from None
-        except requests.ConnectionError as exc:
-            raise _Failure(_connection_problem(exc, self._timeout)) from None
-        except requests.RequestException as exc:
-            raise _Failure(f"platform request failed: {type(exc).__name__}") from None
-
-        with response:
-            status = response.status_code
-            if status in (401, 403):
-                raise _Failure(f"platform rejected the kiosk's token ({status})")
-            if status not in (200, 404):
-                raise _Failure(f"platform answered {status}")
-            body = self._read_body(response, deadline)
+        status, body = post_json(self._session, self._url, {"code": payload}, self._headers, self._timeout,
+                                 MAX_ANSWER_BYTES, self._clock)
         try:
             answer = _ANSWER.validate_json(body)
         except ValidationError as exc:
             if status == 404:
                 # A 404 without the platform's own "unknown" answer is a wrong URL, not an unknown code.
-                raise _Failure("platform answered 404") from None
-            raise _Failure(f"platform answer malformed: {_shape_problem(exc)}") from None
+                raise PlatformFailure("platform answered 404") from None
+            raise PlatformFailure(f"platform answer malformed: {shape_problem(exc, STATUSES)}") from None
         if status == 404 and not isinstance(answer, _Unknown):
-            raise _Failure("platform answered 404")
+            raise PlatformFailure("platform answered 404")
         return answer
 
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in response.iter_content(chunk_size=8192):
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise _Failure(f"platform answer malformed: larger than {MAX_ANSWER_BYTES} bytes")
-                chunks.append(chunk)
-                if self._clock() > deadline:
-                    raise _Failure(f"platform timeout after {self._timeout:g} s")
-        except requests.ConnectionError as exc:
-            raise _Failure(_connection_problem(exc, self._timeout)) from None
-        except requests.RequestException as exc:
-            raise _Failure(f"platform answer cut short: {type(exc).__name__}") from None
-        return b"".join(chunks)

@@ -7,6 +7,11 @@ for others): a header band with a drawn icon and the headline (the verdict word 
 and a body with the details in large type. Colour is never the only signal: every page has an
 icon and words.
 
+Touch: the idle page can carry a "No phone?" button, and the family lookup's keypad and list of
+names are made of buttons (keys of 2.7x2 cm on the 7-inch display, none under 9 mm). ``pump()`` collects taps (mouse
+clicks and touches); the app takes them with ``taps()`` and asks ``button_at(pos)`` which button
+of the page as drawn was hit.
+
 Display modes (``screen.mode``):
 
 - ``headless``: SDL's dummy video driver, nothing on a monitor (tests, simulation, screenshots);
@@ -41,7 +46,8 @@ from kiosk.errors import KioskError
 log = logging.getLogger(__name__)
 
 Kind = Literal[
-    "idle", "measuring", "hold_still", "measuring_again", "prompt_code", "prompt_wrist", "pass", "refuse", "out_of_service"
+    "idle", "measuring", "hold_still", "measuring_again", "prompt_code", "prompt_wrist", "pass", "refuse", "out_of_service",
+    "family_keypad", "family_searching", "family_choose", "family_message",
 ]
 KINDS: tuple[str, ...] = get_args(Kind)
 
@@ -56,6 +62,9 @@ RED: RGB = (190, 20, 20)
 GREY: RGB = (44, 44, 48)
 AMBER: RGB = (255, 180, 20)
 INK: RGB = (20, 20, 20)
+KEY: RGB = (40, 78, 128)  # keypad keys: lighter than the navy page
+DIMMED: RGB = (70, 80, 96)  # a key that cannot be tapped yet
+DIM_INK: RGB = (150, 160, 175)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,10 @@ class ScreenState:
     holder: str | None = None
     detail: str | None = None
     code_read: bool = False  # while measuring: the visitor's code has already been read
+    family_button: bool = False  # idle: show the "No phone?" button (the family lookup is on)
+    entry: str = ""  # family_keypad: the phone number typed so far, already masked
+    entry_complete: bool = False  # family_keypad: long enough, the OK key can be tapped
+    choices: tuple[str, ...] = ()  # family_choose: masked names, one button each
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -163,6 +176,22 @@ def draw_thermometer(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> 
         pygame.draw.line(surface, colour, (box.x + size * 0.62, y), (box.x + size * 0.72, y), line)
 
 
+def draw_phone(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
+    """A mobile phone with a keypad: the family lookup by phone number."""
+    size = box.width
+    line = max(3, size // 20)
+    body = pygame.Rect(box.x + size * 0.25, box.y + size * 0.02, size * 0.5, size * 0.96)
+    pygame.draw.rect(surface, colour, body, line, border_radius=int(size * 0.08))
+    for row in range(4):
+        for column in range(3):
+            centre = (body.x + body.width * (0.27 + 0.23 * column), body.y + body.height * (0.3 + 0.15 * row))
+            pygame.draw.circle(surface, colour, centre, max(2, size * 0.035))
+    pygame.draw.line(
+        surface, colour, (body.x + body.width * 0.25, body.y + body.height * 0.12),
+        (body.x + body.width * 0.75, body.y + body.height * 0.12), line,
+    )
+
+
 ICONS = {
     "idle": draw_code,
     "measuring": draw_thermometer,
@@ -173,6 +202,10 @@ ICONS = {
     "pass": draw_check,
     "refuse": draw_cross,
     "out_of_service": draw_warning,
+    "family_keypad": draw_phone,
+    "family_searching": draw_phone,
+    "family_choose": draw_phone,
+    "family_message": draw_warning,
 }
 
 # kind -> (background, headline/icon colour, body colour)
@@ -187,6 +220,10 @@ THEMES: dict[str, tuple[RGB, RGB, RGB]] = {
     "pass": (GREEN, WHITE, WHITE),
     "refuse": (RED, WHITE, WHITE),
     "out_of_service": (GREY, AMBER, WHITE),
+    "family_keypad": (NAVY, WHITE, WHITE),
+    "family_searching": (NAVY, WHITE, WHITE),
+    "family_choose": (NAVY, WHITE, WHITE),
+    "family_message": (NAVY, AMBER, WHITE),
 }
 
 # ---------------------------------------------------------------- text layout
@@ -244,6 +281,9 @@ class Screen:
         self.mode = resolve_mode(section.mode)
         self._state = ScreenState("idle")
         self._drawn: ScreenState | None = None
+        self._taps: list[tuple[int, int]] = []
+        self._buttons: dict[str, pygame.Rect] = {}  # the buttons of the page as drawn
+        self._drawing: dict[str, pygame.Rect] = {}
         self._text_cache: dict[tuple[str, int, bool, RGB], pygame.Surface] = {}
         self._closed = False
         self.fonts = FontBook.for_config(section.font)
@@ -299,13 +339,40 @@ class Screen:
         """Handle pending window events; False when the user asked to quit (window close, or Escape
         outside fullscreen: a kiosk cannot be stopped from a keyboard left at the gate)."""
         keep_running = True
+        width, height = self.surface.get_size()
         for event in pygame.event.get():
             escape = event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
             if event.type == pygame.QUIT or (escape and self.mode != "fullscreen"):
                 keep_running = False
             elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
                 self._drawn = None
+            elif event.type == pygame.FINGERDOWN:
+                # Touch positions are normalised to 0..1 of the window.
+                x = min(width - 1, max(0, int(event.x * width)))
+                y = min(height - 1, max(0, int(event.y * height)))
+                self._taps.append((x, y))
+            elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1 and not getattr(event, "touch", False):
+                # SDL also reports each touch as a mouse click marked "touch": counted once, above.
+                self._taps.append((int(event.pos[0]), int(event.pos[1])))
         return keep_running
+
+    def taps(self) -> list[tuple[int, int]]:
+        """The taps (clicks and touches, in pixels) collected by pump() since the last call."""
+        taps, self._taps = self._taps, []
+        return taps
+
+    def button_at(self, pos: tuple[int, int]) -> str | None:
+        """The name of the button drawn at this point of the page as drawn, if any: "family", the
+        keypad's "0".."9", "delete", "ok" (only while enabled) and "cancel", "member:<index>"."""
+        for name, rect in self._buttons.items():
+            if rect.collidepoint(pos):
+                return name
+        return None
+
+    @property
+    def buttons(self) -> dict[str, pygame.Rect]:
+        """The buttons of the page as drawn, by name (copies)."""
+        return {name: rect.copy() for name, rect in self._buttons.items()}
 
     def screenshot(self, path: Path | str) -> Path:
         """Save the current page as a PNG (drawing it first if needed)."""
@@ -383,6 +450,8 @@ class Screen:
                     log.error("no screen text for reason %r", reason)
                     items.append(Item(str(reason), 42, colour, False, 0.5))
             return items
+        if kind == "family_message":
+            return self._pairs(state.reasons[0] if state.reasons else kind, 42, 32, colour)
         if kind == "out_of_service":
             detail = [Item(state.detail, 32, colour, False, 0)] if state.detail else []
             return detail + self._pairs("out_of_service", 44, 34, colour)
@@ -436,7 +505,134 @@ class Screen:
             y += image.get_height()
         self.surface.set_clip(previous_clip)
 
+    def _blit_centred(self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect) -> None:
+        """Each line centred across the area, the block centred in its height."""
+        total = sum(image.get_height() + gap for image, gap in lines)
+        y = area.y + max(0, (area.height - total) // 2)
+        previous_clip = self.surface.get_clip()
+        self.surface.set_clip(area)
+        for image, gap in lines:
+            y += gap
+            self.surface.blit(image, (area.centerx - image.get_width() // 2, y))
+            y += image.get_height()
+        self.surface.set_clip(previous_clip)
+
+    def _button(
+        self, name: str | None, rect: pygame.Rect, words: list[str], fill: RGB, ink: RGB, size: int, scale: float,
+        border: RGB | None = None,
+    ) -> None:
+        """A rounded button with its words centred (a second line a little smaller, e.g. the English
+        under the Chinese). Only a named button can be hit (``button_at``)."""
+        radius = max(6, round(14 * scale))
+        pygame.draw.rect(self.surface, fill, rect, border_radius=radius)
+        if border is not None:
+            pygame.draw.rect(self.surface, border, rect, max(2, round(3 * scale)), border_radius=radius)
+        items = [Item(words[0], size, ink, False, 0)]
+        items += [Item(word, round(size * 0.68), ink, False, 0.02) for word in words[1:]]
+        pad = round(10 * scale)
+        area = rect.inflate(-2 * pad, -2 * pad)
+        lines, _ = self._fit(items, area.width, area.height, scale)
+        self._blit_centred(lines, area)
+        if name is not None:
+            self._drawing[name] = pygame.Rect(rect)
+
     def _draw(self, state: ScreenState) -> None:
+        self._drawing = {}
+        if state.kind == "family_keypad":
+            self._draw_keypad(state)
+        elif state.kind == "family_choose":
+            self._draw_choose(state)
+        else:
+            self._draw_page(state)
+        self._buttons = self._drawing
+
+    def _draw_keypad(self, state: ScreenState) -> None:
+        """Left: what to do, the number typed so far (masked), Cancel. Right: 1-9, Delete, 0, OK."""
+        width, height = self.surface.get_size()
+        scale = min(width / 800, height / 480)
+        margin, gap = round(16 * scale), round(10 * scale)
+        self.surface.fill(NAVY)
+
+        grid = pygame.Rect(0, margin, round(456 * scale), height - 2 * margin)
+        grid.right = width - margin
+        key_w, key_h = (grid.width - 2 * gap) / 3, (grid.height - 3 * gap) / 4
+        keys = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "delete", "0", "ok")
+        for index, key in enumerate(keys):
+            row, column = divmod(index, 3)
+            rect = pygame.Rect(
+                round(grid.x + column * (key_w + gap)), round(grid.y + row * (key_h + gap)), round(key_w), round(key_h)
+            )
+            if key.isdigit():
+                self._button(key, rect, [key], KEY, WHITE, 60, scale, border=SKY)
+            elif key == "delete":
+                self._button(key, rect, texts.label(key, self.language), KEY, WHITE, 36, scale, border=SKY)
+            elif state.entry_complete:
+                words = texts.label(key, self.language)
+                words[0] = "✓ " + words[0]  # enabled: a tick, not only the green
+                self._button(key, rect, words, GREEN, WHITE, 40, scale, border=WHITE)
+            else:  # not enough digits yet: drawn dimmed, and not a button
+                self._button(None, rect, texts.label(key, self.language), DIMMED, DIM_INK, 40, scale)
+
+        left = pygame.Rect(margin, margin, grid.x - 2 * margin, height - 2 * margin)
+        cancel = pygame.Rect(left.x, 0, left.width, round(92 * scale))
+        cancel.bottom = left.bottom
+        self._button("cancel", cancel, texts.label("cancel", self.language), GREY, WHITE, 38, scale, border=WHITE)
+
+        title_area = pygame.Rect(left.x, left.y, left.width, round(112 * scale))
+        title, _ = self._fit(self._headline("family_keypad", WHITE, False), title_area.width, title_area.height, scale)
+        self._blit_block(title, title_area, centre_vertically=True)
+
+        box = pygame.Rect(left.x, title_area.bottom + gap, left.width, round(84 * scale))
+        pygame.draw.rect(self.surface, WHITE, box, border_radius=round(10 * scale))
+        if state.entry:
+            text_area = box.inflate(-round(16 * scale), -round(12 * scale))
+            entry, _ = self._fit([Item(state.entry, 46, NAVY, False, 0)], text_area.width, text_area.height, scale)
+            self._blit_centred(entry, text_area)
+
+        hint_area = pygame.Rect(left.x, box.bottom + gap, left.width, cancel.y - gap - box.bottom - gap)
+        hint, _ = self._fit(self._pairs("family_keypad", 27, 22, SKY), hint_area.width, hint_area.height, scale)
+        self._blit_block(hint, hint_area, centre_vertically=False)
+
+    def _draw_choose(self, state: ScreenState) -> None:
+        """A header (icon, "choose your name"), one big button per masked name, Cancel at the bottom."""
+        width, height = self.surface.get_size()
+        scale = min(width / 800, height / 480)
+        margin, gap = round(16 * scale), round(12 * scale)
+        self.surface.fill(NAVY)
+
+        header_height = round(118 * scale)
+        icon = pygame.Rect(margin, margin, header_height - 2 * margin, header_height - 2 * margin)
+        draw_phone(self.surface, icon, WHITE)
+        head_area = pygame.Rect(icon.right + round(24 * scale), margin // 2, 0, header_height - margin)
+        head_area.width = width - margin - head_area.x
+        head, _ = self._fit(self._headline("family_choose", WHITE, False), head_area.width, head_area.height, scale)
+        self._blit_block(head, head_area, centre_vertically=True)
+        rule_y = header_height + round(4 * scale)
+        pygame.draw.line(self.surface, WHITE, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
+
+        cancel = pygame.Rect(margin, 0, round(250 * scale), round(80 * scale))
+        cancel.bottom = height - margin
+        self._button("cancel", cancel, texts.label("cancel", self.language), GREY, WHITE, 36, scale, border=WHITE)
+        # What happens next, beside Cancel.
+        next_area = pygame.Rect(cancel.right + round(24 * scale), cancel.y, 0, cancel.height)
+        next_area.width = width - margin - next_area.x
+        after, _ = self._fit(self._pairs("family_choose", 28, 22, SKY), next_area.width, next_area.height, scale)
+        self._blit_block(after, next_area, centre_vertically=True)
+
+        area = pygame.Rect(margin, rule_y + gap, width - 2 * margin, 0)
+        area.height = cancel.y - gap - area.y
+        count = len(state.choices)
+        columns = 1 if count <= 3 else 2
+        rows = max(1, -(-count // columns))
+        button_h = min(round(104 * scale), (area.height - (rows - 1) * gap) // rows)
+        button_w = min(round(520 * scale), (area.width - (columns - 1) * gap) // columns)
+        left = area.centerx - (columns * button_w + (columns - 1) * gap) // 2
+        for index, holder in enumerate(state.choices):
+            row, column = divmod(index, columns)
+            rect = pygame.Rect(left + column * (button_w + gap), area.y + row * (button_h + gap), button_w, button_h)
+            self._button(f"member:{index}", rect, [holder], WHITE, NAVY, 52, scale, border=SKY)
+
+    def _draw_page(self, state: ScreenState) -> None:
         background, accent, body_colour = THEMES[state.kind]
         width, height = self.surface.get_size()
         scale = min(width / 800, height / 480)
@@ -463,10 +659,19 @@ class Screen:
 
         head_area = pygame.Rect(icon.right + round(36 * scale), margin // 2, 0, header_height - margin // 2)
         head_area.width = width - margin - head_area.x
-        head, _ = self._fit(
-            self._headline(state.kind, accent, verdict), head_area.width, head_area.height, scale * header
-        )
+        family = None
+        if state.kind == "idle" and state.family_button:
+            # Top right, beside the headline: where a visitor without a phone looks for another way.
+            family = pygame.Rect(0, 0, round(236 * scale), round(136 * scale))
+            family.topright = (width - margin, (header_height - family.height) // 2 + margin // 4)
+            head_area.width = family.x - round(20 * scale) - head_area.x
+        title: str = state.kind
+        if state.kind == "family_message" and state.reasons and str(state.reasons[0]) in texts.TITLES:
+            title = str(state.reasons[0])
+        head, _ = self._fit(self._headline(title, accent, verdict), head_area.width, head_area.height, scale * header)
         self._blit_block(head, head_area, centre_vertically=True)
+        if family is not None:
+            self._button("family", family, texts.label("family", self.language), WHITE, NAVY, 40, scale, border=AMBER)
 
         pygame.draw.line(self.surface, accent, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
         self._blit_block(body, body_area, centre_vertically=False)

@@ -1,7 +1,8 @@
 """Every word the screen shows, in Chinese and English.
 
-Keys are the screen kinds (``idle``, ``pass`` ...) and the stable reason codes of
-``kiosk.decision.Reason``. ``TITLES`` holds the one headline of each screen kind (the big verdict
+Keys are the screen kinds (``idle``, ``pass`` ...), the stable reason codes of
+``kiosk.decision.Reason`` and the outcomes of a family lookup (``family_unknown`` ...); ``BUTTONS``
+holds the words on touch buttons. ``TITLES`` holds the one headline of each screen kind (the big verdict
 word on PASS / REFUSE); ``LINES`` holds the smaller lines under it, and for a reason: what went
 wrong and what to do next, in one line. Every entry has as many Chinese lines as English ones, so
 "both" can put each Chinese line directly above its English one.
@@ -23,6 +24,15 @@ TITLES: dict[str, dict[str, str]] = {
     "pass": {"zh": "通过", "en": "PASS"},
     "refuse": {"zh": "禁止通行", "en": "REFUSE"},
     "out_of_service": {"zh": "暂停服务", "en": "OUT OF SERVICE"},
+    # People without phones: a family member's phone number looks up their proxy codes.
+    "family_keypad": {"zh": "输入家人手机号", "en": "Family member's phone"},
+    "family_searching": {"zh": "正在查询", "en": "Looking up"},
+    "family_choose": {"zh": "请点击您的名字", "en": "Tap your name"},
+    "family_message": {"zh": "无法查询", "en": "Lookup failed"},
+    # Headlines of the family lookup's messages (its kind "family_message" with this reason).
+    "family_unknown": {"zh": "未能查到", "en": "No code found"},
+    "family_unavailable": {"zh": "无法查询", "en": "Lookup failed"},
+    "family_rate_limited": {"zh": "暂停查询", "en": "Lookups paused"},
 }
 
 LINES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -54,6 +64,30 @@ LINES: dict[str, dict[str, tuple[str, ...]]] = {
     # Shown only if a refusal arrives without a reason; every real refusal names its reasons.
     "refuse": {"zh": ("请联系工作人员",), "en": ("Please see staff",)},
     "out_of_service": {"zh": ("请联系工作人员",), "en": ("Please see staff",)},
+    "family_keypad": {
+        "zh": ("查找家人代办的健康码",),
+        "en": ("to find your family code",),
+    },
+    "family_searching": {"zh": ("请稍候",), "en": ("Please wait",)},
+    "family_choose": {
+        "zh": ("然后核验健康码，测量体温",),
+        "en": ("Then your code is checked and your temperature taken",),
+    },
+    # Shown only if a family lookup message arrives without its key.
+    "family_message": {"zh": ("请联系工作人员",), "en": ("Please see staff",)},
+    # What a family lookup came to, when it found nothing to choose from.
+    "family_unknown": {
+        "zh": ("此号码没有关联的家人健康码", "请核对号码，或联系工作人员"),
+        "en": ("No family codes for this number", "Check the number, or see staff"),
+    },
+    "family_unavailable": {
+        "zh": ("暂时无法查询，请联系工作人员",),
+        "en": ("Lookup not available now: please see staff",),
+    },
+    "family_rate_limited": {
+        "zh": ("查询次数过多，请联系工作人员",),
+        "en": ("Too many lookups: please see staff",),
+    },
     # Reasons (kiosk.decision.Reason values): what happened, and what to do next.
     "sensor_fault": {
         "zh": ("测温失败，请重试或联系工作人员",),
@@ -134,6 +168,15 @@ LINES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# Words on touch buttons (digits are drawn as they are).
+BUTTONS: dict[str, dict[str, str]] = {
+    "family": {"zh": "没有手机？", "en": "No phone?"},
+    "ok": {"zh": "确定", "en": "OK"},
+    "delete": {"zh": "删除", "en": "Delete"},
+    "cancel": {"zh": "取消", "en": "Cancel"},
+}
+
+
 def _entry(table: dict[str, dict], key: str) -> dict:
     try:
         return table[str(key)]
@@ -150,6 +193,13 @@ def title(key: str, language: Language) -> list[str]:
     """The headline of a screen kind: one line, or Chinese above English for "both"."""
     _check_language(language)
     entry = _entry(TITLES, key)
+    return [entry["zh"], entry["en"]] if language == "both" else [entry[language]]
+
+
+def label(key: str, language: Language) -> list[str]:
+    """A button's words: one line, or Chinese above English for "both"."""
+    _check_language(language)
+    entry = _entry(BUTTONS, key)
     return [entry["zh"], entry["en"]] if language == "both" else [entry[language]]
 
 

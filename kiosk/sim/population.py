@@ -196,6 +196,16 @@ class Population:
 
     # -- looking up ----------------------------------------------------------------------------
 
+    def family(self, phone: str) -> list[dict[str, str]]:
+        """The family-proxy entries linked to the owner of this phone number, each as the code
+        its printed card shows today and a masked name; empty for a number nobody registered, or
+        whose owner has no proxy entries (the platform answers both alike, so a lookup does not
+        tell whether a number is registered)."""
+        with self._lock:
+            owners = {p.id for p in self._people if p.phone is not None and p.phone == phone}
+            linked = [p for p in self._people if p.guardian is not None and p.guardian in owners]
+        return [{"code": self.code_for(p.id), "holder": mask_name(p.name)} for p in linked]
+
     def lookup(self, code: str) -> dict[str, Any] | None:
         """The platform's answer for a scanned code, or None for anything this platform did not issue."""
         if not isinstance(code, str) or len(code) != CODE_LENGTH or not code.startswith(PREFIX):

@@ -3,6 +3,8 @@
 Routes (JSON unless said otherwise; tokens are checked only when configured):
 
     POST /platform/verify        {"code": "..."} -> 200 the platform's record | 404 unknown code
+    POST /platform/family        {"phone": "<digits>"} -> 200 {"status": "ok", "members": [{"code", "holder"}]}
+                                 | 404 {"status": "unknown"}: the proxy codes linked to that phone's owner
     GET  /platform/sim/people    the simulated population (for scenarios and the demo)
     GET  /platform/sim/code      ?person=ID&minutes_ago=N -> {"code": "..."} as that person's phone showed it
     GET  /trust/list             the trust list signed with the demo operator key (ETag; 304 if unchanged)
@@ -164,6 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     _ROUTES: dict[tuple[str, str], str] = {
         ("POST", "/platform/verify"): "_verify",
+        ("POST", "/platform/family"): "_family",
         ("GET", "/platform/sim/people"): "_people",
         ("GET", "/platform/sim/code"): "_code",
         ("POST", "/events"): "_post_events",
@@ -281,6 +284,23 @@ class _Handler(BaseHTTPRequestHandler):
         if record is None:
             return 404, _json({"status": "unknown"}), "application/json"
         return 200, _json(record), "application/json"
+
+    def _family(self, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
+        # Counted as it arrives, so tests can tell how many lookups reached the platform.
+        self.server.upstream.count("family")
+        population = self._population()
+        body = self._read_body(MAX_VERIFY_BODY_BYTES)
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise _Reply(400, {"status": "bad_request", "error": "body is not JSON"}) from None
+        phone = request.get("phone") if isinstance(request, dict) else None
+        if not isinstance(phone, str) or not phone.isascii() or not phone.isdigit() or not 4 <= len(phone) <= 15:
+            raise _Reply(400, {"status": "bad_request", "error": 'expected {"phone": "<4 to 15 digits>"}'})
+        members = population.family(phone)
+        if not members:
+            return 404, _json({"status": "unknown"}), "application/json"
+        return 200, _json({"status": "ok", "members": members}), "application/json"
 
     def _people(self, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
         return 200, _json(self._population().describe_people()), "application/json"
@@ -439,7 +459,8 @@ class ReferenceUpstream:
         self.closing = threading.Event()  # cuts injected stalls short when the server stops
         self._faults: deque[Fault] = deque()
         self._faults_lock = threading.Lock()
-        # POST /events outcomes: "stored", "replayed" (idempotency key seen), "refused", "fault".
+        # POST /events outcomes: "stored", "replayed" (idempotency key seen), "refused", "fault";
+        # and "family": POST /platform/family requests received.
         self.stats: Counter[str] = Counter()
         self._tls: ssl.SSLContext | None = None
         if tls_cert is not None:
