@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import zlib
 from datetime import datetime, timedelta, timezone
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from kiosk.codes.finding import Finding, Refused
+from kiosk.codes.finding import Finding, Refused, inflate
 from kiosk.codes.trust import DCC_KINDS, DccSigner, TrustStore, seconds
 from kiosk.config import CodesSection
 from kiosk.decision import Reason
@@ -61,21 +60,6 @@ def _cbor(data: bytes, what: str) -> Any:
     if stream.tell() != len(data):
         raise Refused.malformed(f"{what} has {len(data) - stream.tell()} trailing bytes")
     return value
-
-
-def _inflate(data: bytes) -> bytes:
-    inflater = zlib.decompressobj()
-    try:
-        cose = inflater.decompress(data, MAX_COSE_BYTES + 1)
-    except zlib.error as exc:
-        raise Refused.malformed(f"not zlib-compressed ({exc})") from None
-    if len(cose) > MAX_COSE_BYTES:
-        raise Refused.malformed(f"inflates to more than {MAX_COSE_BYTES} bytes")
-    if not inflater.eof:
-        raise Refused.malformed("compressed data is truncated")
-    if inflater.unused_data:
-        raise Refused.malformed("trailing bytes after the compressed data")
-    return cose
 
 
 def _signature_ok(signer: DccSigner, alg: int, to_be_signed: bytes, signature: bytes) -> bool:
@@ -156,7 +140,7 @@ class DccVerifier:
             compressed = base45.b45decode(text)
         except ValueError:
             raise Refused.malformed("not Base45 (bad length or value)") from None
-        return _inflate(compressed)
+        return inflate(compressed, raw=False, limit=MAX_COSE_BYTES, what="the certificate")
 
     def _sign1(self, cose: bytes) -> tuple[bytes, Mapping, bytes, bytes]:
         item = _cbor(cose, "COSE message")

@@ -7,6 +7,7 @@ certificate can be re-encoded into many different texts.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,3 +45,20 @@ class Refused(Exception):
     @classmethod
     def malformed(cls, problem: str) -> "Refused":
         return cls(Reason.MALFORMED_CODE, problem)
+
+
+def inflate(data: bytes, *, raw: bool, limit: int, what: str) -> bytes:
+    """Decompress zlib (or raw DEFLATE) data exactly: bounded in size, complete, nothing after it."""
+    inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    kind = "raw DEFLATE" if raw else "zlib"
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise Refused.malformed(f"{what} is not {kind}-compressed ({exc})") from None
+    if len(out) > limit:
+        raise Refused.malformed(f"{what} inflates to more than {limit} bytes")
+    if not inflater.eof:
+        raise Refused.malformed(f"{what}: the {kind} stream is truncated")
+    if inflater.unused_data:
+        raise Refused.malformed(f"{what}: trailing bytes after the {kind} stream")
+    return out

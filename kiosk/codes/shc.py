@@ -22,7 +22,6 @@ import json
 import logging
 import re
 import sys
-import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from kiosk.codes.finding import Finding, Refused
+from kiosk.codes.finding import Finding, Refused, inflate
 from kiosk.codes.trust import TrustStore, b64url_decode, seconds
 from kiosk.config import CodesSection
 from kiosk.decision import Reason
@@ -138,21 +137,6 @@ def _b64(part: str, what: str) -> bytes:
         raise Refused.malformed(f"{what}: {exc}") from None
 
 
-def _inflate(data: bytes) -> bytes:
-    inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)  # raw DEFLATE, no zlib header
-    try:
-        raw = inflater.decompress(data, MAX_PAYLOAD_BYTES + 1)
-    except zlib.error as exc:
-        raise Refused.malformed(f"payload is not raw DEFLATE ({exc})") from None
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise Refused.malformed(f"payload inflates to more than {MAX_PAYLOAD_BYTES} bytes")
-    if not inflater.eof:
-        raise Refused.malformed("payload's DEFLATE stream is truncated")
-    if inflater.unused_data:
-        raise Refused.malformed("trailing bytes after the payload's DEFLATE stream")
-    return raw
-
-
 def _utc(value: float) -> datetime:
     try:
         return datetime.fromtimestamp(value, timezone.utc)
@@ -193,7 +177,8 @@ class ShcVerifier:
         if header["alg"] != "ES256" or header["zip"] != "DEF" or not isinstance(header["kid"], str):
             raise Refused.malformed("header must say alg ES256, zip DEF, and a kid")
         signature = _b64(signature_b64, "signature")
-        card = _json(_inflate(_b64(payload_b64, "payload")), "payload")
+        compressed = _b64(payload_b64, "payload")
+        card = _json(inflate(compressed, raw=True, limit=MAX_PAYLOAD_BYTES, what="the payload"), "payload")
         iss, nbf, exp, rid = self._claims(card)
         issuer = store.shc.get(iss)
         if issuer is None:
