@@ -142,9 +142,10 @@ python_ok() {
 
 dev_install() {
     # libzbar0: the pyzbar decoder; fonts-wqy-microhei: Chinese on the screen;
-    # the tests check this script (with shellcheck) and the units (with systemd-analyze).
+    # the tests check this script (with shellcheck) and the units (with systemd-analyze), and
+    # open the demo's window on a virtual display (xvfb).
     if command -v apt-get >/dev/null; then
-        apt_install libzbar0 fonts-wqy-microhei shellcheck systemd
+        apt_install libzbar0 fonts-wqy-microhei shellcheck systemd xvfb xauth
     fi
     local python=python3 stamp_file="$here/.venv/.setup-stamp" stamp
     python_ok "$python" || die "Python 3.11 or newer is needed"

@@ -296,6 +296,11 @@ class Screen:
         saved = os.environ.get("SDL_VIDEODRIVER")
         if self.mode == "headless":
             os.environ["SDL_VIDEODRIVER"] = "dummy"
+        if self.mode == "window":
+            # The pages are blitted images: a plain software framebuffer does. On a desktop SDL
+            # would otherwise load an OpenGL renderer (software GL on most PCs: ~90 MB more).
+            # Full screen on the Pi (KMS/DRM) keeps SDL's default, which that driver relies on.
+            os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         try:
             pygame.display.init()
             if self.mode == "fullscreen":
