@@ -13,7 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
 
 from kiosk.errors import ConfigError
 
@@ -21,6 +22,19 @@ DEFAULT_CONFIG_PATH = Path("/etc/kiosk/config.toml")
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 
 GpioPin = Annotated[int, Field(ge=0, le=27)]
+_HTTP_URL = re.compile(r"https?://[^/@\s]+([/?#]\S*)?")
+
+
+def _http_url(value: str) -> str:
+    # No user:password@ part: credentials go in the token settings, which are never logged, and
+    # requests would let a password in the URL replace the bearer token.
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError("must be an http:// or https:// URL with no spaces and no user:password@ part "
+                         "(a token goes in the section's token setting)")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class Section(BaseModel):
@@ -88,7 +102,7 @@ class CameraSection(Section):
 
 
 class PlatformSection(Section):
-    url: Annotated[str, Field(pattern=r"^https?://")] = "http://127.0.0.1:8470/platform"
+    url: HttpUrl = "http://127.0.0.1:8470/platform"
     token: SecretStr = SecretStr("")
     timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.5
     max_code_age_s: Annotated[float, Field(ge=10, le=3600)] = 90.0
@@ -108,7 +122,7 @@ class OtherPlatform(Section):
     name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
     prefix: Annotated[str, Field(max_length=64)] = ""
     pattern: Annotated[str, Field(max_length=256)] = ""
-    url: Annotated[str, Field(pattern=r"^https?://")]
+    url: HttpUrl
     token: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
@@ -170,7 +184,7 @@ def _public_key_problem(text: str) -> str | None:
 
 
 class TrustSection(Section):
-    url: Annotated[str, Field(pattern=r"^https?://")] = "http://127.0.0.1:8470/trust/list"
+    url: HttpUrl = "http://127.0.0.1:8470/trust/list"
     operator_key: Annotated[str, Field(max_length=4096)] = ""
     max_age_h: Annotated[float, Field(gt=0, le=90 * 24)] = 72.0
     stale: Literal["refuse", "accept"] = "refuse"
@@ -187,7 +201,7 @@ class TrustSection(Section):
 
 
 class UpstreamSection(Section):
-    url: Annotated[str, Field(pattern=r"^https?://")] = "http://127.0.0.1:8470"
+    url: HttpUrl = "http://127.0.0.1:8470"
     token: SecretStr = SecretStr("")
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 200
@@ -264,7 +278,8 @@ def _describe(error: dict[str, Any]) -> str:
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    if kind not in ("missing", "model_type") and not isinstance(error.get("input", {}), (dict, list)):
+    # A URL is not echoed back: a mistaken one may hold a password.
+    if kind not in ("missing", "model_type") and not path.endswith("url") and not isinstance(error.get("input", {}), (dict, list)):
         message += f" (got {error['input']!r})"
     return f"{path}: {message}"
 

@@ -44,7 +44,8 @@ def test_every_shipped_setting_has_a_comment_above_it():
         ("[kiosk]\nlanguage = \"fr\"\n", "kiosk.language: Input should be 'zh', 'en' or 'both'"),
         ("[kiosk]\nid = \"gate 1\"\n", "kiosk.id: String should match pattern"),
         ("[kiosk]\nprompt_after_s = 30\nabandon_after_s = 10\n", "kiosk: abandon_after_s must be greater than prompt_after_s"),
-        ("[platform]\nurl = \"ftp://x\"\n", "platform.url: String should match pattern"),
+        ("[platform]\nurl = \"ftp://x\"\n", "platform.url: must be an http:// or https:// URL"),
+        ("[upstream]\nurl = \"https://gate:s3cret@collector.example\"\n", "upstream.url: must be an http:// or https:// URL"),
         ("[platform]\nfallback = \"pass\"\n", "platform.fallback: Input should be 'refuse' or 'out_of_service'"),
         ("[codes]\nplatforms = [{ name = \"gd\", url = \"http://x\" }]\n",
          "codes.platforms.0: give exactly one of prefix and pattern"),
@@ -66,6 +67,12 @@ def test_errors_name_the_key_path(text, expected):
     with pytest.raises(ConfigError) as caught:
         config.parse_text(text, "test.toml")
     assert any(problem.startswith(expected) or expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_a_password_in_a_url_is_refused_and_not_echoed():
+    with pytest.raises(ConfigError) as caught:
+        config.parse_text('[upstream]\nurl = "https://gate:s3cret@collector.example/x"\n')
+    assert "s3cret" not in str(caught.value)
 
 
 def test_all_problems_reported_at_once():
