@@ -28,9 +28,10 @@ from kiosk.codes.router import CodeRouter
 from kiosk.config import Config
 from kiosk.decision import Policy, Verdict, decide
 from kiosk.display.lights import Lights
-from kiosk.display.screen import Screen, ScreenState
+from kiosk.display.screen import Kind, Screen, ScreenState
 from kiosk.events import Event, utc_iso
 from kiosk.reconfigure import plan
+from kiosk.reload import ConfigWatcher
 from kiosk.results import CodeResult, TemperatureResult
 from kiosk.sensors.reader import CodeReader, SeenCode
 from kiosk.sensors.thermometry import Thermometry
@@ -135,7 +136,7 @@ class Kiosk:
         self.screen_listeners: list[Callable[[ScreenState], None]] = []
         self._pending_config: Config | None = None
         self.restart_for: tuple[str, ...] = ()
-        self.config_watcher = None  # set by `kiosk run`; its `error` is the last refused config edit
+        self.config_watcher: ConfigWatcher | None = None  # set by `kiosk run`: its `error` is the last refused edit
         parts.reader.on_code = self.wake
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -326,6 +327,7 @@ class Kiosk:
             log.info("visit abandoned after %.0f s (code: %s, temperature: %s)", waited, bool(visit.code), bool(visit.temperature))
             self._end_visit()
             return
+        kind: Kind
         if waited > self.config.kiosk.prompt_after_s:
             kind = "prompt_wrist" if visit.code else "prompt_code"
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -270,7 +271,7 @@ class Config(Section):
         return self.kiosk.data_dir / "replay.db"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     path = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
