@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from kiosk.config import SHIPPED_CONFIG, load
+from kiosk.config import SHIPPED_CONFIG, load, merged
 from kiosk.reload import ConfigWatcher
+from scene import Scene, run_scene
 
 
 @pytest.fixture
@@ -98,9 +99,6 @@ def test_sighup_forces_a_check(config_file):
 
 # --- in a running kiosk --------------------------------------------------------------------------
 
-from kiosk.config import merged  # noqa: E402
-from scene import Scene, run_scene  # noqa: E402
-
 
 def test_running_kiosk_applies_a_good_edit_and_keeps_serving_through_a_bad_one(tmp_path):
     def scene(s: Scene) -> None:
@@ -109,7 +107,6 @@ def test_running_kiosk_applies_a_good_edit_and_keeps_serving_through_a_bad_one(t
         path.write_text("# the maintainer's file\n[thermometer]\nfever_c = 37.3\n")
         watcher = ConfigWatcher(path, kiosk.config, kiosk.request_config)
         lowered = merged(kiosk.config, {"thermometer": {"fever_c": 36.0}, "lights": {"red_pin": 5}})
-        watcher._current = kiosk.config
         # a good edit: a lower threshold and another red pin, applied without a restart
         kiosk.request_config(lowered)
         s.wait(lambda: kiosk.policy.fever_c == 36.0, "the new threshold")

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import load
-from kiosk.events import utc_iso
+from kiosk.config import Config, load, merged
+from kiosk.events import Event, utc_iso
+from kiosk.runtime import StatusReporter
 from kiosk.sim.upstream import Fault, ReferenceUpstream
 from kiosk.status import collect, render
 from kiosk.sync.client import UpstreamClient
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
+from scene import Scene, run_scene
 from sync_helpers import T0, FixedClock, routine, urgent
 
 TOKEN = "s3cret-kiosk-token"
@@ -107,9 +109,6 @@ def test_status_without_an_event_log_says_where_it_looked(tmp_path: Path) -> Non
 
 # --- the daemon's side: what the kiosk is doing ----------------------------------------------------
 
-from kiosk.runtime import StatusReporter  # noqa: E402
-from kiosk.status import collect, render  # noqa: E402
-from scene import Scene, run_scene  # noqa: E402
 
 
 class RefusedEdit:
@@ -144,12 +143,7 @@ def test_status_shows_state_decisions_faults_and_a_refused_config(tmp_path):
 
 
 def test_status_says_when_the_daemon_is_not_running(tmp_path):
-    from kiosk.config import merged
-    from kiosk.config import Config as _Config
-    from kiosk.events import Event
-    from kiosk.sync.store import EventStore
-
-    config = merged(_Config(), {"kiosk": {"data_dir": str(tmp_path)}})
+    config = merged(Config(), {"kiosk": {"data_dir": str(tmp_path)}})
     with EventStore(config.store_path) as store:
         store.append(Event(time="2026-11-26T08:00:00.000Z", kiosk_id="k", site_id="s", decision="PASS", reasons=(),
                            temperature_c=36.5, code_colour="green", code_hash="0" * 64))
