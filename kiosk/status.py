@@ -3,14 +3,14 @@
 The upload thread runs inside the daemon and saves its state in the event log (``sync_status``),
 so this command opens the file read-only and needs no connection to the daemon. It shows the
 backlog and its oldest event's age, the last successful upload, the last error, and the clock's
-state; never a token.
+state; never a token. It also sums up the last hour's temperatures (`kiosk.temperature_summary`).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +20,7 @@ from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config
 from kiosk.errors import KioskError
 from kiosk.sync.store import EventStore
+from kiosk.temperature_summary import WINDOW_S, summarise
 
 
 def _parse(moment: str | None) -> datetime | None:
@@ -53,6 +54,8 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         counts = store.counts()
         saved = store.load_status()
         size = store.size_bytes()
+        last_hour = store.events(since=now - timedelta(seconds=WINDOW_S))
+    temperatures = summarise(last_hour, config.thermometer.site)
     try:
         free_mb: float | None = round(shutil.disk_usage(path.parent).free / 1e6)
     except OSError:
@@ -70,6 +73,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "camera": saved.get("camera"),
         "camera_fps": saved.get("camera_fps"),
         "last_decisions": saved.get("last_decisions", []),
+        "temperatures": temperatures.to_dict(),
         "config_error": saved.get("config_error"),
         "status_age_s": daemon_age,
         "trust_list": _trust(config, now),
@@ -156,6 +160,8 @@ def render(info: dict[str, Any]) -> str:
         ("thermometer", info["thermometer"] or "unknown"),
         ("camera", f"{info['camera'] or 'unknown'}, {info['camera_fps'] or 0} frames/s"),
         ("last decisions", decisions),
+        ("temperatures", f"last hour: {info['temperatures']['text']}"),
+        *(("ADVICE", advice) for advice in info["temperatures"]["advice"]),
         ("config", f"last edit REFUSED: {info['config_error']}" if info["config_error"] else "ok"),
         ("trust list", trust),
         ("clock check", info["clock_check"]),

@@ -1,0 +1,103 @@
+"""The last hour's temperatures, as `kiosk status` shows them: what a health officer would ask about.
+
+Two things a maintainer cannot see from single decisions, but can from an hour of them:
+
+- **Visitors arriving cold.** A person just in from winter weather reads low; the coldest are asked
+  to wait (the ``remeasure`` reason), but a febrile person a minute or two indoors reads like a
+  healthy one, and the forehead cools about three times as much as the sleeve-covered wrist (Chen
+  et al. 2020; `bench/thermometry.py`: at 10 % cold arrivals a forehead kiosk misses about 2 % of
+  fevers, a wrist kiosk 0.3 %). When many visitors are asked to wait for cold, the summary says so.
+- **Drift.** A crowd's median body estimate sits near 36.5 °C; a median outside 36.0–37.0 °C over
+  enough visitors points at the sensor (dirty window, moved, needs ``kiosk calibrate``), not at
+  the crowd.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from kiosk.decision import Reason
+from kiosk.events import Event
+
+WINDOW_S = 3600
+# Below this many measured visitors an hour says little about the crowd.
+MIN_VISITORS = 20
+# The share of visitors asked to wait for cold above which the kiosk is taken to stand where
+# people arrive cold (5 % cold arrivals cost a forehead kiosk about 1 % of fevers in the benchmark).
+COLD_SHARE_ADVICE = 0.05
+# Where a healthy crowd's median armpit-equivalent temperature lies (36.5 ± 0.5 °C).
+CROWD_MEDIAN_RANGE_C = (36.0, 37.0)
+
+
+@dataclass(frozen=True)
+class TemperatureSummary:
+    measured: int = 0  # visitors with a body estimate
+    fever: int = 0  # refused for fever
+    cold: int = 0  # asked to wait: estimate under the cold floor
+    faults: int = 0  # refused because the thermometer could not be trusted
+    median_c: float | None = None  # median estimate of the visitors not asked to wait
+    site: str | None = None
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def cold_share(self) -> float:
+        return self.cold / self.measured if self.measured else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"cold_share": round(self.cold_share, 3), "window_s": WINDOW_S, "text": self.describe()}
+
+    def describe(self) -> str:
+        if not self.measured and not self.faults:
+            return "no visitors measured in the last hour"
+        text = f"{self.measured} measured"
+        if self.median_c is not None:
+            text += f", median {self.median_c:.1f} °C"
+        text += (f"; {self.fever} refused for fever, {self.cold} asked to wait for cold "
+                 f"({self.cold_share:.0%}), {self.faults} sensor fault(s)")
+        return text
+
+
+def summarise(events: Iterable[Event], site: str) -> TemperatureSummary:
+    """The summary of these decision events (the caller picks the hour); ``site`` is the configured one."""
+    estimates: list[float] = []
+    measured = fever = cold = faults = 0
+    for event in events:
+        if event.kind != "decision":
+            continue
+        if Reason.SENSOR_FAULT in event.reasons:
+            faults += 1
+        if event.temperature_c is None:
+            continue
+        measured += 1
+        site = event.temperature_site or site
+        if Reason.REMEASURE in event.reasons:
+            cold += 1
+            continue
+        fever += Reason.FEVER in event.reasons
+        estimates.append(event.temperature_c)
+    median = round(statistics.median(estimates), 2) if estimates else None
+    summary = TemperatureSummary(measured, fever, cold, faults, median, site)
+    return replace(summary, advice=_advice(summary))
+
+
+def _advice(summary: TemperatureSummary) -> list[str]:
+    if summary.measured < MIN_VISITORS:
+        return []
+    advice = []
+    if summary.cold_share >= COLD_SHARE_ADVICE:
+        where = "move the kiosk to where visitors have been indoors for about five minutes"
+        if summary.site == "forehead":
+            advice.append(
+                f"{summary.cold_share:.0%} of visitors read too cold: people just in from the cold hide a fever "
+                f"on the forehead; measure at the wrist (thermometer.site = \"wrist\") or {where}")
+        else:
+            advice.append(f"{summary.cold_share:.0%} of visitors read too cold: they arrive straight from the cold; "
+                          f"to keep the wait short, {where}")
+    low, high = CROWD_MEDIAN_RANGE_C
+    if summary.median_c is not None and not low <= summary.median_c <= high:
+        advice.append(f"the median reading {summary.median_c:.1f} °C is outside the {low:g}-{high:g} °C a healthy "
+                      f"crowd reads: check the sensor's window and position, then run kiosk calibrate")
+    return advice
