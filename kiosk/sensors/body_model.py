@@ -25,7 +25,9 @@ What the model does not know (one person's skin running warmer than another's, s
 spread of a few tenths of a degree around it; `bench/thermometry.py` states the spread it assumes.
 People straight in from the cold read far below the model (33.2 °C forehead on entry after
 −5…0 °C outside, Dzien et al. 2020): their estimate falls under ``cold_floor_c`` and they are asked
-to wait and measure again.
+to wait and measure again. A minute or two later a febrile one can read like a healthy person; the
+sleeve-covered wrist cools about a third as much as the forehead (Chen et al. 2020), which is why
+the wrist is the default site (docs/thermometry.md, "Benchmark").
 """
 
 from __future__ import annotations
