@@ -19,7 +19,7 @@ import logging
 import re
 from datetime import datetime, timedelta, timezone
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import base45
 import cbor2
@@ -32,6 +32,7 @@ from kiosk.codes.finding import Finding, Refused, inflate
 from kiosk.codes.trust import DCC_KINDS, DccSigner, TrustStore, seconds
 from kiosk.config import CodesSection
 from kiosk.decision import Reason
+from kiosk.results import Colour
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ def _utc(value: float, what: str) -> datetime:
         return datetime.fromtimestamp(value, timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise Refused.malformed(f"{what} is out of range") from None
+
+
+def _positive_int(value: Any) -> TypeGuard[int]:
+    """A CBOR integer above zero (booleans are not numbers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class DccVerifier:
@@ -208,13 +214,13 @@ class DccVerifier:
             raise Refused.malformed(f"certificate must hold exactly one {DCC_KINDS[kinds[0]]} entry")
         return kinds[0], entries[0]
 
-    def _colour(self, kind: str, entry: Mapping) -> tuple[str, datetime | None]:
+    def _colour(self, kind: str, entry: Mapping) -> tuple[Colour, datetime | None]:
         codes = self._codes
         if kind == "r":
             return codes.dcc_recovered, None
         if kind == "v":
             dose, doses = entry.get("dn"), entry.get("sd")
-            if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (dose, doses)):
+            if not (_positive_int(dose) and _positive_int(doses)):
                 raise Refused.malformed("vaccination entry needs positive dn and sd")
             return (codes.dcc_vaccinated if dose >= doses else codes.dcc_partly_vaccinated), None
         result = entry.get("tr")

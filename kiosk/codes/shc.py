@@ -81,17 +81,17 @@ def numeric_to_jws(payload: str) -> str:
             return _digits_to_jws(single.group(1))
         part = _PART.fullmatch(payload)
         if part:
-            index, total = int(part.group(1)), int(part.group(2))
-            if index == total == 1:
+            index, count = int(part.group(1)), int(part.group(2))
+            if index == count == 1:
                 return _digits_to_jws(part.group(3))
-            if index <= total:
+            if index <= count:
                 raise Refused(
                     Reason.INCOMPLETE_CODE,
-                    f"part {index} of a {total}-part code; show all parts together, or the card as one QR code",
+                    f"part {index} of a {count}-part code; show all parts together, or the card as one QR code",
                 )
         raise Refused.malformed("not shc:/ followed by digits")
     parts: dict[int, str] = {}
-    total = None
+    total: int | None = None
     for line in lines:
         part = _PART.fullmatch(line)
         if not part:

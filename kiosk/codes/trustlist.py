@@ -107,9 +107,12 @@ def open_list(envelope: bytes, key: OperatorPublicKey) -> dict[str, Any]:
         raise TrustError("trust list is not JSON") from None
     if not isinstance(outer, dict) or outer.get("format") != ENVELOPE_FORMAT:
         raise TrustError(f"trust list is not a {ENVELOPE_FORMAT} envelope")
+    encoded_payload, encoded_signature = outer.get("payload"), outer.get("signature")
+    if not isinstance(encoded_payload, str) or not isinstance(encoded_signature, str):
+        raise TrustError("trust list payload or signature is missing")
     try:
-        payload = b64url_decode(outer.get("payload"))
-        signature = b64url_decode(outer.get("signature"))
+        payload = b64url_decode(encoded_payload)
+        signature = b64url_decode(encoded_signature)
     except ValueError:
         raise TrustError("trust list payload or signature is not base64url") from None
     alg = outer.get("alg")

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import zlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -192,7 +193,7 @@ class ShcIssuerSim:
         jwk = {"kty": "EC", "crv": "P-256", "x": _b64url(numbers.x.to_bytes(32, "big")),
                "y": _b64url(numbers.y.to_bytes(32, "big"))}
         self.kid = jwk_thumbprint(jwk)
-        self.jwk = {**jwk, "kid": self.kid, "use": "sig", "alg": "ES256"}
+        self.jwk: dict[str, Any] = {**jwk, "kid": self.kid, "use": "sig", "alg": "ES256"}
         self.revoked: list[str] = []
 
     def revoke(self, rid: str, before: datetime | None = None) -> None:
@@ -266,7 +267,7 @@ class ShcIssuerSim:
         return [f"shc:/{i}/{len(chunks)}/{chunk}" for i, chunk in enumerate(chunks, start=1)]
 
 
-def trust_list_document(issued_at: datetime, dcc: list[DccIssuer] = (), shc: list[ShcIssuerSim] = ()) -> dict[str, Any]:
+def trust_list_document(issued_at: datetime, dcc: Sequence[DccIssuer] = (), shc: Sequence[ShcIssuerSim] = ()) -> dict[str, Any]:
     return {
         "format": LIST_FORMAT,
         "issued_at": issued_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),

@@ -109,7 +109,8 @@ def _rejections(data: Any) -> tuple[Rejection, ...]:
             continue
         line = item.get("line") if isinstance(item.get("line"), int) else None
         event_id = item.get("id") if isinstance(item.get("id"), str) else None
-        reason = item.get("reason") if isinstance(item.get("reason"), str) else "refused by the collector"
+        said = item.get("reason")
+        reason = said if isinstance(said, str) else "refused by the collector"
         if line is not None or event_id is not None:
             found.append(Rejection(line, event_id, reason[:200]))
     return tuple(found)

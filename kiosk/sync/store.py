@@ -362,7 +362,9 @@ class EventStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, self.lane_of(event), state, time_ms, done_ms, event_id, code_hash, origin, shape, vals),
         )
-        return int(cursor.lastrowid)
+        if cursor.lastrowid is None:  # never for a plain INSERT; kept out of the types
+            raise sqlite3.DatabaseError("the insert reported no row")
+        return cursor.lastrowid
 
     def _shape(self, conn: sqlite3.Connection, keys: tuple[str, ...]) -> int:
         """The number of this list of field names (names are stored once, not in every row)."""
