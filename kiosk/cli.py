@@ -18,7 +18,7 @@ EXIT_RESTART = 75  # the config changed in a way only a restart applies (EX_TEMP
 EPILOG = """examples:
   kiosk check-config /etc/kiosk/config.toml
   kiosk calibrate --reference 37.0
-  kiosk demo --headless --visitors 10 --screenshots /tmp/screens
+  kiosk demo --headless --visitors 20 --screenshots /tmp/screens
   kiosk scan photo1.png photo2.jpg
   kiosk verify --at 2021-06-01T12:00:00Z --trust-cert signer.pem 'HC1:6BFOXN...'
   kiosk upstream --port 8470
@@ -79,10 +79,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from kiosk.sim.demo import run_demo
+    from kiosk.sim.scenario import SCRIPT
 
     try:
         summary = run_demo(
-            visitors=args.visitors,
+            visitors=len(SCRIPT) if args.visitors is None else args.visitors,
             headless=args.headless,
             screenshots=args.screenshots,
             config_file=args.config,
@@ -178,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"config file (default {DEFAULT_CONFIG_PATH})")
 
     sub = command("demo", cmd_demo, "serve a scripted queue of visitors on simulated hardware with a loopback upstream",
-                  "kiosk demo --headless --visitors 10 --screenshots /tmp/screens")
-    sub.add_argument("--visitors", type=int, default=10, help="how many visitors (default 10; the first 10 cover every case)")
+                  "kiosk demo --headless --visitors 20 --screenshots /tmp/screens")
+    sub.add_argument("--visitors", type=int,
+                     help="how many visitors (default: the scripted queue, one of each case; more are drawn at random)")
     sub.add_argument("--headless", action="store_true", help="no window (SDL dummy driver)")
     sub.add_argument("--screenshots", type=Path, help="save one PNG per screen state into this folder")
     sub.add_argument("--config", type=Path, help="a config file whose settings override the demo's (e.g. upstream.url)")

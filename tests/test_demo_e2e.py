@@ -13,7 +13,7 @@ from PIL import Image
 
 from kiosk.sim.collector import Collector
 from kiosk.sim.demo import run_demo
-from kiosk.sim.scenario import SCRIPT
+from kiosk.sim.scenario import FAMILY_PHONE, SCRIPT
 
 GREEN_PIN, RED_PIN, RELAY_PIN = 17, 27, 23
 
@@ -70,6 +70,7 @@ def test_screenshots_show_each_state_in_its_colour(demo):
     shots = demo["root"] / "shots"
     names = {p.stem for p in shots.glob("*.png")}
     assert {"idle", "measuring", "pass", "out_of_service", "refuse-fever", "refuse-sensor_fault"} <= names
+    assert {"family_keypad", "family_choose"} <= names  # the visitor without a phone used the keypad
     r, g, b = _dominant(shots / "pass.png")
     assert g > r + 40 and g > b + 40
     for refusal in [n for n in names if n.startswith("refuse-")]:
@@ -93,6 +94,11 @@ def test_local_log_has_one_row_per_decision_and_no_code_content(demo):
     raw = b"".join(p.read_bytes() for p in db.parent.glob("events.db*"))
     assert b"HCP1:" not in raw  # the codes themselves never reach the disk
     assert "张".encode() not in raw  # nor any name
+    assert FAMILY_PHONE.encode() not in raw  # nor the number typed on the keypad
+    # Both people without phones (a printed card, a number on the keypad) passed on proxy codes.
+    proxies = [b for b in bodies if b["proxy"]]
+    assert len(proxies) == sum(1 for v in SCRIPT if v.proxy) == 2
+    assert all(b["decision"] == "PASS" for b in proxies)
 
 
 def test_collector_received_each_event_exactly_once(demo):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pygame
 
+from kiosk.sim.touch import tap as touch_button
 from scene import Scene, run_scene
 
 MOTHER_OF_P01 = "13800138001"  # p01's phone: linked to the printed proxy code of p11, 张*英
@@ -23,16 +24,8 @@ GREEN_PIN = 17
 
 def tap(s: Scene, name: str, touch: bool = False) -> None:
     """Tap the middle of a button on the page now shown (with a finger, or a mouse click)."""
-    screen = s.kiosk.parts.screen
-    s.wait(lambda: name in screen.buttons, f"a {name!r} button on the {s.kiosk.phase!r} page")
-    x, y = screen.buttons[name].center
-    if touch:
-        width, height = screen.surface.get_size()
-        pygame.event.post(pygame.event.Event(
-            pygame.FINGERDOWN, x=x / width, y=y / height, touch_id=1, finger_id=0, dx=0.0, dy=0.0, pressure=1.0
-        ))
-    else:
-        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=(x, y), button=1))
+    s.wait(lambda: touch_button(s.kiosk.parts.screen, name, finger=touch),
+           f"a {name!r} button on the {s.kiosk.phase!r} page")
 
 
 def start_page(s: Scene) -> None:

@@ -228,6 +228,18 @@ def test_many_screens_one_after_another(open_screen):
             screen.render()
 
 
+def test_all_pages_share_a_few_font_sizes(open_screen):
+    # Each font size is a FreeType face of its own (about half a megabyte for the Chinese font);
+    # text shrunk to fit would otherwise load a new one for almost every size it tries.
+    screen = open_screen(width=800, height=480)
+    for state in STATES.values():
+        pixels(screen, state)
+    pixels(screen, ScreenState("refuse", temperature_c=35.0, reasons=tuple(Reason)))
+    loaded = screen.fonts.loaded
+    assert all(size in fonts.SIZE_LADDER for size, _ in loaded)
+    assert len(loaded) <= 30  # 53 before sizes were snapped to the ladder
+
+
 def test_long_reason_lists_stay_on_the_page(open_screen):
     screen = open_screen(width=480, height=320)
     image = pixels(screen, ScreenState("refuse", temperature_c=35.0, reasons=tuple(Reason)))

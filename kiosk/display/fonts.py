@@ -93,8 +93,19 @@ def find_font(configured: str = "", candidates: tuple[Path, ...] = KNOWN_CJK_FON
     return None
 
 
+# Font sizes in steps of about 12 %: every size asked for is drawn at the nearest of these. Each
+# pygame font holds its own FreeType face (about 0.5 MB for the CJK font), and fitting text tries
+# many sizes; without the ladder a day of screens loads some fifty of them.
+SIZE_LADDER: tuple[int, ...] = tuple(sorted({round(12 * 1.12 ** step) for step in range(30)}))
+
+
+def ladder_size(size: float) -> int:
+    """The ladder size nearest to ``size`` (at least the smallest)."""
+    return min(SIZE_LADDER, key=lambda step: (abs(step - size), step))
+
+
 class FontBook:
-    """pygame fonts of one face, loaded once per (size, bold)."""
+    """pygame fonts of one face, loaded once per (ladder size, bold)."""
 
     def __init__(self, path: Path | None):
         if not pygame.font.get_init():
@@ -103,11 +114,16 @@ class FontBook:
         self._fonts: dict[tuple[int, bool], pygame.font.Font] = {}
 
     @property
+    def loaded(self) -> list[tuple[int, bool]]:
+        """The (size, bold) faces loaded so far."""
+        return sorted(self._fonts)
+
+    @property
     def has_cjk(self) -> bool:
         return draws_cjk(self.get(32))
 
     def get(self, size: int, bold: bool = False) -> pygame.font.Font:
-        key = (max(6, int(size)), bold)
+        key = (ladder_size(size), bold)
         font = self._fonts.get(key)
         if font is None:
             font = pygame.font.Font(str(self.path) if self.path else None, key[0])

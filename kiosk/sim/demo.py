@@ -23,7 +23,8 @@ from kiosk.config import Config, load_overrides, merged
 from kiosk.display.screen import ScreenState
 from kiosk.parts import build_parts
 from kiosk.sim.credentials import DEMO_OPERATOR_PUBLIC_KEY
-from kiosk.sim.scenario import Director, PlatformPhone, queue_of
+from kiosk.sim.scenario import SCRIPT, Director, PlatformPhone, queue_of
+from kiosk.sim.touch import tap
 from kiosk.sim.upstream import ReferenceUpstream
 from kiosk.sim.world import SimWorld
 
@@ -74,7 +75,7 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def run_demo(visitors: int = 10, headless: bool = False, screenshots: Path | None = None,
+def run_demo(visitors: int = len(SCRIPT), headless: bool = False, screenshots: Path | None = None,
              config_file: Path | None = None, seed: int = 7, data_dir: Path | None = None,
              observe: Callable[[Kiosk, SimWorld], None] | None = None) -> dict[str, Any]:
     if visitors < 1:
@@ -93,8 +94,8 @@ def run_demo(visitors: int = 10, headless: bool = False, screenshots: Path | Non
         kiosk = Kiosk(config, parts)
         rng = random.Random(seed)
         director = Director(world, PlatformPhone(config.platform.url, rng), queue_of(visitors, rng),
-                            kiosk_phase=lambda: kiosk.phase,
-                            code_read=lambda: kiosk.shown is not None and kiosk.shown.code_read)
+                            kiosk_phase=lambda: kiosk.phase, shown=lambda: kiosk.shown,
+                            tap=lambda name: tap(parts.screen, name))
         kiosk.listeners.append(director.on_decided)
         shots = ScreenshotTaker(parts.screen, screenshots) if screenshots else None
         if shots:

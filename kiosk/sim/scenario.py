@@ -2,8 +2,10 @@
 
 Each visitor fetches their current code from the reference platform (as their phone would), shows
 it to the scenario camera and holds a wrist to the emulated thermometer; they leave once the
-kiosk shows its verdict. The director only touches the simulated world (camera, wrist, chip) and
-watches the kiosk the way a person would: what phase the screen is in.
+kiosk shows its verdict. A visitor without a phone taps "No phone?" on the touchscreen, types a
+family member's number and taps their own name instead. The director only touches the simulated
+world (camera, wrist, chip, taps on the screen) and watches the kiosk the way a person would: what
+the screen shows.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import requests
 
@@ -28,6 +30,10 @@ NORMAL_SKIN_C = 36.2
 # How visitors hold their phones up: the camera presets a queue of people produces in practice
 # (the harsher presets in kiosk.sim.qrframes are for the scanner's benchmark).
 HOW_PHONES_ARE_HELD = ("plain", "large", "rotated", "tilted", "dim")
+# The number of p01 in kiosk.sim.population's fixed cast, whose mother (p11) has a printed proxy code.
+FAMILY_PHONE = "13800138001"
+# How long a person takes per key on the keypad.
+KEY_PAUSE_S = 0.15
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,13 @@ class Visitor:
     skin_c: float = NORMAL_SKIN_C
     code_minutes_ago: int = 0
     proxy: bool = False
+    keypad_phone: str | None = None  # no phone: this family member's number is typed on the keypad
     unplug_sensor: bool = False
     expect_outcome: str = "PASS"
     expect_reasons: tuple[str, ...] = ()
 
 
-# The first ten cover every case the demo promises; more visitors are drawn at random after them.
+# The first eleven cover every case the demo promises; more visitors are drawn at random after them.
 SCRIPT: tuple[Visitor, ...] = (
     Visitor("green, normal", "green"),
     Visitor("green, fever", "green", skin_c=38.4, expect_outcome="REFUSE", expect_reasons=("fever",)),
@@ -53,6 +60,7 @@ SCRIPT: tuple[Visitor, ...] = (
     Visitor("cold arrival", "green", skin_c=33.2, expect_outcome="REFUSE", expect_reasons=("remeasure",)),
     Visitor("thermometer unplugged", "green", unplug_sensor=True, expect_outcome="REFUSE", expect_reasons=("sensor_fault",)),
     Visitor("family proxy code", "green", proxy=True),
+    Visitor("no phone, family number on the keypad", "green", proxy=True, keypad_phone=FAMILY_PHONE),
     Visitor("green, after recovery", "green"),
 )
 
@@ -109,12 +117,15 @@ class Director:
     """Plays a queue of visitors against a running kiosk; `run()` is the body of its thread."""
 
     def __init__(self, world: SimWorld, phone: PlatformPhone, visitors: list[Visitor],
-                 kiosk_phase: Callable[[], str], code_read: Callable[[], bool], outage_s: float = 1.5, step_timeout_s: float = 30.0):
+                 kiosk_phase: Callable[[], str], shown: Callable[[], Any], tap: Callable[[str], bool],
+                 outage_s: float = 1.5, step_timeout_s: float = 30.0):
+        """``shown`` is the screen state on display; ``tap(name)`` touches that button if the page has it."""
         self.world = world
         self.phone = phone
         self.visitors = visitors
         self._phase = kiosk_phase
-        self._code_read = code_read
+        self._shown = shown
+        self._tap = tap
         self._outage_s = outage_s
         self._timeout = step_timeout_s
         self.verdicts: queue.Queue = queue.Queue()
@@ -127,16 +138,28 @@ class Director:
         """Kiosk listener: the verdict a visitor in front of the kiosk sees."""
         self.verdicts.put(decided)
 
-    def _wait_phase(self, wanted: str, stop: threading.Event) -> None:
+    def _wait(self, condition: Callable[[], bool], what: str, stop: threading.Event) -> None:
         deadline = time.monotonic() + self._timeout
-        while self._phase() != wanted:
+        while not condition():
             if stop.is_set():
                 raise InterruptedError
             if time.monotonic() > deadline:
-                raise TimeoutError(f"kiosk did not reach {wanted!r} within {self._timeout:.0f} s (it is {self._phase()!r})")
+                raise TimeoutError(f"no {what} within {self._timeout:.0f} s (the kiosk is {self._phase()!r})")
             time.sleep(0.01)
 
-    def _verdict(self, code: str, stop: threading.Event):
+    def _wait_phase(self, wanted: str, stop: threading.Event) -> None:
+        self._wait(lambda: self._phase() == wanted, f"{wanted!r} phase", stop)
+
+    def _shows(self, field: str) -> bool:
+        state = self._shown()
+        return state is not None and bool(getattr(state, field))
+
+    def _touch(self, button: str, stop: threading.Event) -> None:
+        """Tap a button once the page showing it is on the screen."""
+        self._wait(lambda: self._tap(button), f"{button!r} button", stop)
+        time.sleep(KEY_PAUSE_S)
+
+    def _verdict(self, code: str | None, stop: threading.Event):
         """Wait for the verdict; like a person, hold the phone up again if the kiosk asks for the code."""
         deadline = time.monotonic() + self._timeout
         reshown = False
@@ -145,23 +168,38 @@ class Director:
                 return self.verdicts.get(timeout=0.05)
             except queue.Empty:
                 pass
-            if self._phase() == "prompt_code" and not reshown:
+            if self._phase() == "prompt_code" and code is not None and not reshown:
                 self.world.camera.show(code, self._rng.choice(HOW_PHONES_ARE_HELD))
                 reshown = True
         raise TimeoutError(f"no verdict within {self._timeout:.0f} s (kiosk is {self._phase()!r})")
 
+    def _choose_on_keypad(self, phone: str, stop: threading.Event) -> None:
+        """No phone? -> a family member's number -> OK -> the first name listed (their own)."""
+        self._wait_phase("idle", stop)
+        self._touch("family", stop)
+        self._wait_phase("family_keypad", stop)
+        for digit in phone:
+            self._touch(digit, stop)
+        self._wait(lambda: self._shows("entry_complete"), "complete number", stop)
+        self._touch("ok", stop)
+        self._wait_phase("family_choose", stop)
+        self._touch("member:0", stop)
+        self._wait(lambda: self._shows("code_read"), "chosen code taken", stop)
+
     def _serve(self, visitor: Visitor, stop: threading.Event) -> None:
         world = self.world
-        code = self.phone.code_for(visitor)
-        self._wait_phase("idle", stop)
-        world.camera.show(code, self._rng.choice(HOW_PHONES_ARE_HELD))
-        time.sleep(0.1)
+        code = None
+        if visitor.keypad_phone:
+            self._choose_on_keypad(visitor.keypad_phone, stop)
+        else:
+            code = self.phone.code_for(visitor)
+            self._wait_phase("idle", stop)
+            world.camera.show(code, self._rng.choice(HOW_PHONES_ARE_HELD))
+            time.sleep(0.1)
         world.wrist.approach(visitor.skin_c)
         if visitor.unplug_sensor:
             # Pull the plug once the kiosk has read the code and is measuring.
-            deadline = time.monotonic() + self._timeout
-            while not self._code_read() and time.monotonic() < deadline and not stop.is_set():
-                time.sleep(0.01)
+            self._wait(lambda: self._shows("code_read"), "code read", stop)
             log.info("demo: thermometer unplugged")
             world.chip.plugged = False
         decided = self._verdict(code, stop)
