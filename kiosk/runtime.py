@@ -2,7 +2,9 @@
 
 A background thread takes a snapshot every few seconds (state, faults, camera frame rate, the last
 decisions, a refused config edit) and stores it with the upload state in the event log, only when
-something changed or as a heartbeat, so an SD card is not written needlessly.
+something changed or as a heartbeat, so an SD card is not written needlessly. After each decision it
+also logs temperature advice once when it appears (many visitors arriving cold, a drifting crowd
+median; see `kiosk.temperature_summary`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from kiosk import __version__
 from kiosk.events import utc_iso
+from kiosk.temperature_summary import TemperatureWatch
 
 if TYPE_CHECKING:
     from kiosk.app import Decided, Kiosk
@@ -38,12 +41,18 @@ class StatusReporter:
         self._written: dict[str, Any] = {}
         self._written_at = float("-inf")
         self._phase = (kiosk.phase, utc_iso(utcnow()))
+        self._temperatures = TemperatureWatch(kiosk.config.thermometer.site)
         kiosk.listeners.append(self.on_decided)
 
     def on_decided(self, decided: "Decided") -> None:
         event = decided.event
         self._decisions.appendleft({"time": event.time, "decision": event.decision, "reasons": list(event.reasons),
                                     "temperature_c": event.temperature_c})
+        fresh, cleared = self._temperatures.add(event, self._clock())
+        for advice in fresh:
+            log.warning("temperatures over the last hour: %s", advice)
+        for kind in cleared:
+            log.info("temperatures over the last hour: %s no longer", kind.replace("_", " "))
 
     def snapshot(self) -> dict[str, Any]:
         kiosk = self._kiosk

@@ -161,7 +161,7 @@ def render(info: dict[str, Any]) -> str:
         ("camera", f"{info['camera'] or 'unknown'}, {info['camera_fps'] or 0} frames/s"),
         ("last decisions", decisions),
         ("temperatures", f"last hour: {info['temperatures']['text']}"),
-        *(("ADVICE", advice) for advice in info["temperatures"]["advice"]),
+        *(("ADVICE", advice) for advice in info["temperatures"]["advice"].values()),
         ("config", f"last edit REFUSED: {info['config_error']}" if info["config_error"] else "ok"),
         ("trust list", trust),
         ("clock check", info["clock_check"]),

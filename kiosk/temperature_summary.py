@@ -15,6 +15,7 @@ Two things a maintainer cannot see from single decisions, but can from an hour o
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -40,7 +41,7 @@ class TemperatureSummary:
     faults: int = 0  # refused because the thermometer could not be trusted
     median_c: float | None = None  # median estimate of the visitors not asked to wait
     site: str | None = None
-    advice: list[str] = field(default_factory=list)
+    advice: dict[str, str] = field(default_factory=dict)  # by kind: "cold_arrivals", "median_drift"
 
     @property
     def cold_share(self) -> float:
@@ -83,21 +84,44 @@ def summarise(events: Iterable[Event], site: str) -> TemperatureSummary:
     return replace(summary, advice=_advice(summary))
 
 
-def _advice(summary: TemperatureSummary) -> list[str]:
+def _advice(summary: TemperatureSummary) -> dict[str, str]:
     if summary.measured < MIN_VISITORS:
-        return []
-    advice = []
+        return {}
+    advice = {}
     if summary.cold_share >= COLD_SHARE_ADVICE:
         where = "move the kiosk to where visitors have been indoors for about five minutes"
         if summary.site == "forehead":
-            advice.append(
+            advice["cold_arrivals"] = (
                 f"{summary.cold_share:.0%} of visitors read too cold: people just in from the cold hide a fever "
                 f"on the forehead; measure at the wrist (thermometer.site = \"wrist\") or {where}")
         else:
-            advice.append(f"{summary.cold_share:.0%} of visitors read too cold: they arrive straight from the cold; "
-                          f"to keep the wait short, {where}")
+            advice["cold_arrivals"] = (f"{summary.cold_share:.0%} of visitors read too cold: they arrive straight "
+                                       f"from the cold; to keep the wait short, {where}")
     low, high = CROWD_MEDIAN_RANGE_C
     if summary.median_c is not None and not low <= summary.median_c <= high:
-        advice.append(f"the median reading {summary.median_c:.1f} °C is outside the {low:g}-{high:g} °C a healthy "
-                      f"crowd reads: check the sensor's window and position, then run kiosk calibrate")
+        advice["median_drift"] = (f"the median reading {summary.median_c:.1f} °C is outside the {low:g}-{high:g} °C "
+                                  f"a healthy crowd reads: check the sensor's window and position, then run "
+                                  f"kiosk calibrate")
     return advice
+
+
+class TemperatureWatch:
+    """The daemon's running view of the last hour. After each decision it tells which advice is new,
+    so the daemon's log (journald, a fleet's log shipping) carries each piece once, not every visitor."""
+
+    def __init__(self, site: str):
+        self._site = site
+        self._recent: deque[tuple[float, Event]] = deque()
+        self._standing: set[str] = set()
+
+    def add(self, event: Event, now: float) -> tuple[list[str], list[str]]:
+        """Take one decision (``now`` from a monotonic clock in seconds). Returns the advice that has
+        just appeared (its text) and the kinds of advice that have just cleared."""
+        self._recent.append((now, event))
+        while self._recent[0][0] < now - WINDOW_S:
+            self._recent.popleft()
+        advice = summarise((event for _, event in self._recent), self._site).advice
+        fresh = [text for kind, text in advice.items() if kind not in self._standing]
+        cleared = sorted(self._standing - advice.keys())
+        self._standing = set(advice)
+        return fresh, cleared

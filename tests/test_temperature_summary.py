@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kiosk.app import Decided
 from kiosk.config import Config, merged
+from kiosk.decision import Reason, Verdict
 from kiosk.events import Event, utc_iso
+from kiosk.runtime import StatusReporter
 from kiosk.status import collect, render
 from kiosk.sync.store import EventStore
-from kiosk.temperature_summary import summarise
+from kiosk.temperature_summary import TemperatureWatch, summarise
 from scene import Scene, run_scene
 
 NOW = datetime(2026, 1, 12, 9, 0, tzinfo=timezone.utc)
@@ -46,27 +50,29 @@ def test_a_forehead_kiosk_where_many_arrive_cold_is_told_to_measure_the_wrist():
     summary = summarise(crowd("forehead", cold=12), site="forehead")
     assert (summary.measured, summary.cold, summary.fever, summary.faults) == (43, 12, 1, 0)
     assert summary.median_c == 36.5  # the visitors asked to wait do not drag the crowd's median down
-    assert len(summary.advice) == 1
-    assert "28% of visitors read too cold" in summary.advice[0]
-    assert 'thermometer.site = "wrist"' in summary.advice[0]
+    assert list(summary.advice) == ["cold_arrivals"]
+    assert "28% of visitors read too cold" in summary.advice["cold_arrivals"]
+    assert 'thermometer.site = "wrist"' in summary.advice["cold_arrivals"]
 
 
 def test_a_wrist_kiosk_is_told_about_cold_arrivals_but_not_to_change_site():
     summary = summarise(crowd("wrist", cold=4), site="wrist")
-    assert len(summary.advice) == 1
-    assert "read too cold" in summary.advice[0] and "thermometer.site" not in summary.advice[0]
+    advice = summary.advice["cold_arrivals"]
+    assert list(summary.advice) == ["cold_arrivals"]
+    assert "read too cold" in advice and "thermometer.site" not in advice
 
 
 def test_a_few_cold_visitors_or_a_quiet_hour_give_no_advice():
-    assert summarise(crowd("forehead", cold=1), site="forehead").advice == []  # 1 in 32: under 5 %
+    assert summarise(crowd("forehead", cold=1), site="forehead").advice == {}  # 1 in 32: under 5 %
     quiet = summarise(crowd("forehead", cold=3, healthy=10), site="forehead")  # 14 measured: too few to judge
-    assert quiet.cold == 3 and quiet.advice == []
+    assert quiet.cold == 3 and quiet.advice == {}
 
 
 def test_a_crowd_reading_low_points_at_the_sensor():
     summary = summarise(crowd("wrist", cold=0, healthy_c=35.8), site="wrist")
     assert summary.median_c == 35.8
-    assert len(summary.advice) == 1 and "kiosk calibrate" in summary.advice[0] and "35.8" in summary.advice[0]
+    assert list(summary.advice) == ["median_drift"]
+    assert "kiosk calibrate" in summary.advice["median_drift"] and "35.8" in summary.advice["median_drift"]
 
 
 def test_faults_are_counted_and_records_that_are_not_decisions_are_skipped():
@@ -111,4 +117,41 @@ def test_a_cold_arrival_at_the_real_kiosk_shows_in_the_status(tmp_path: Path):
     temperatures = seen["info"]["temperatures"]
     assert (temperatures["measured"], temperatures["cold"], temperatures["fever"]) == (2, 1, 0)
     assert 36.0 <= temperatures["median_c"] <= 37.0
-    assert temperatures["advice"] == []  # two visitors say nothing about the crowd
+    assert temperatures["advice"] == {}  # two visitors say nothing about the crowd
+
+
+def test_the_daemon_log_carries_each_piece_of_advice_once_until_it_clears():
+    watch = TemperatureWatch("forehead")
+    said, cleared = [], []
+    clock = 0.0
+    for event in crowd("forehead", cold=0, healthy=25):
+        clock += 10
+        fresh, gone = watch.add(event, clock)
+        said += fresh
+        cleared += gone
+    assert said == [] and cleared == []
+    for minute in range(4):  # a cold spell: four visitors straight in from outside
+        clock += 60
+        fresh, gone = watch.add(measured(0, 34.2 + minute * 0.2), clock)
+        said += fresh
+    assert len(said) == 1 and "read too cold" in said[0] and "wrist" in said[0]
+    # An hour of indoor visitors later the cold ones have left the window, and the advice clears.
+    for event in crowd("forehead", cold=0, healthy=25):
+        clock += 180
+        fresh, gone = watch.add(event, clock)
+        said += fresh
+        cleared += gone
+    assert len(said) == 1 and cleared == ["cold_arrivals"]
+
+
+def test_the_running_kiosk_logs_cold_advice(tmp_path: Path, caplog):
+    def scene(s: Scene) -> None:
+        reporter = StatusReporter(s.kiosk)
+        for event in crowd("wrist", cold=4):
+            verdict = Verdict(event.decision, tuple(Reason(r) for r in event.reasons))
+            reporter.on_decided(Decided(verdict, event, 10.0))
+
+    with caplog.at_level(logging.INFO, logger="kiosk.runtime"):
+        run_scene(tmp_path, scene)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "kiosk.runtime" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "read too cold" in warnings[0]
