@@ -2,9 +2,9 @@
 
 A background thread takes a snapshot every few seconds (state, faults, camera frame rate, the last
 decisions, a refused config edit) and stores it with the upload state in the event log, only when
-something changed or as a heartbeat, so an SD card is not written needlessly. After each decision it
-also logs temperature advice once when it appears (many visitors arriving cold, a drifting crowd
-median; see `kiosk.temperature_summary`).
+something changed or as a heartbeat, so an SD card is not written needlessly. It also logs
+temperature advice once when it appears (many visitors arriving cold, a drifting crowd median; see
+`kiosk.temperature_summary`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ class StatusReporter:
         event = decided.event
         self._decisions.appendleft({"time": event.time, "decision": event.decision, "reasons": list(event.reasons),
                                     "temperature_c": event.temperature_c})
-        fresh, cleared = self._temperatures.add(event, self._clock())
+        self._temperatures.add(event, self._clock())
+
+    def check_temperatures(self) -> None:
+        """Log temperature advice that has appeared or cleared (off the screen loop: it sums up an hour)."""
+        fresh, cleared = self._temperatures.check(self._clock())
         for advice in fresh:
             log.warning("temperatures over the last hour: %s", advice)
         for kind in cleared:
@@ -92,6 +96,7 @@ class StatusReporter:
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(SNAPSHOT_S):
             try:
+                self.check_temperatures()
                 self.report()
             except Exception:  # status is for people; it must never take the kiosk down
                 log.exception("could not save the kiosk status")

@@ -15,6 +15,7 @@ Two things a maintainer cannot see from single decisions, but can from an hour o
 from __future__ import annotations
 
 import statistics
+import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -106,21 +107,29 @@ def _advice(summary: TemperatureSummary) -> dict[str, str]:
 
 
 class TemperatureWatch:
-    """The daemon's running view of the last hour. After each decision it tells which advice is new,
-    so the daemon's log (journald, a fleet's log shipping) carries each piece once, not every visitor."""
+    """The daemon's running view of the last hour. ``add`` is cheap (the screen loop calls it after
+    each verdict); ``check``, run from a background thread, tells which advice is new, so the daemon's
+    log (journald, a fleet's log shipping) carries each piece once, not after every visitor."""
 
     def __init__(self, site: str):
         self._site = site
+        self._lock = threading.Lock()
         self._recent: deque[tuple[float, Event]] = deque()
         self._standing: set[str] = set()
 
-    def add(self, event: Event, now: float) -> tuple[list[str], list[str]]:
-        """Take one decision (``now`` from a monotonic clock in seconds). Returns the advice that has
-        just appeared (its text) and the kinds of advice that have just cleared."""
-        self._recent.append((now, event))
-        while self._recent[0][0] < now - WINDOW_S:
-            self._recent.popleft()
-        advice = summarise((event for _, event in self._recent), self._site).advice
+    def add(self, event: Event, now: float) -> None:
+        """Take one decision (``now`` from a monotonic clock in seconds)."""
+        with self._lock:
+            self._recent.append((now, event))
+
+    def check(self, now: float) -> tuple[list[str], list[str]]:
+        """The advice that has appeared since the last check (its text), and the kinds of advice
+        that have cleared."""
+        with self._lock:
+            while self._recent and self._recent[0][0] < now - WINDOW_S:
+                self._recent.popleft()
+            recent = [event for _, event in self._recent]
+        advice = summarise(recent, self._site).advice
         fresh = [text for kind, text in advice.items() if kind not in self._standing]
         cleared = sorted(self._standing - advice.keys())
         self._standing = set(advice)

@@ -126,19 +126,22 @@ def test_the_daemon_log_carries_each_piece_of_advice_once_until_it_clears():
     clock = 0.0
     for event in crowd("forehead", cold=0, healthy=25):
         clock += 10
-        fresh, gone = watch.add(event, clock)
+        watch.add(event, clock)
+        fresh, gone = watch.check(clock)
         said += fresh
         cleared += gone
     assert said == [] and cleared == []
     for minute in range(4):  # a cold spell: four visitors straight in from outside
         clock += 60
-        fresh, gone = watch.add(measured(0, 34.2 + minute * 0.2), clock)
+        watch.add(measured(0, 34.2 + minute * 0.2), clock)
+        fresh, _ = watch.check(clock)
         said += fresh
     assert len(said) == 1 and "read too cold" in said[0] and "wrist" in said[0]
     # An hour of indoor visitors later the cold ones have left the window, and the advice clears.
     for event in crowd("forehead", cold=0, healthy=25):
         clock += 180
-        fresh, gone = watch.add(event, clock)
+        watch.add(event, clock)
+        fresh, gone = watch.check(clock)
         said += fresh
         cleared += gone
     assert len(said) == 1 and cleared == ["cold_arrivals"]
@@ -150,6 +153,7 @@ def test_the_running_kiosk_logs_cold_advice(tmp_path: Path, caplog):
         for event in crowd("wrist", cold=4):
             verdict = Verdict(event.decision, tuple(Reason(r) for r in event.reasons))
             reporter.on_decided(Decided(verdict, event, 10.0))
+            reporter.check_temperatures()
 
     with caplog.at_level(logging.INFO, logger="kiosk.runtime"):
         run_scene(tmp_path, scene)
