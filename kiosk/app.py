@@ -27,7 +27,7 @@ from kiosk.codes.family import FamilyLookup, FamilyMember, FamilyResult, PhoneEn
 from kiosk.codes.router import CodeRouter
 from kiosk.config import Config
 from kiosk.decision import Policy, Verdict, decide
-from kiosk.display.lights import Lights
+from kiosk.display.lights import KeptLights
 from kiosk.display.screen import Kind, Screen, ScreenState
 from kiosk.events import Event, utc_iso
 from kiosk.reconfigure import plan
@@ -99,7 +99,7 @@ class KioskParts:
     store: EventStore
     uploader: Uploader
     screen: Screen
-    lights: Lights
+    lights: KeptLights
     extra_threads: list[Callable[[threading.Event], None]] = field(default_factory=list)
     family: FamilyLookup | None = None  # the phone-number lookup (None: no "No phone?" button)
 
@@ -197,7 +197,7 @@ class Kiosk:
         if change.touches("lights"):
             factory = parts.lights.pin_factory if new.lights.driver == "mock" else None
             parts.lights.close()
-            parts.lights = Lights(new.lights, pin_factory=factory)
+            parts.lights = KeptLights(new.lights, pin_factory=factory)
             if self.phase == "out_of_service":
                 parts.lights.show_out_of_service()
             else:
@@ -273,6 +273,10 @@ class Kiosk:
         self._serve(now)
 
     def _fault(self, now: float) -> str | None:
+        lights = self.parts.lights
+        lights.retry()  # GPIO pins that were busy are tried again every few seconds
+        if lights.fault:
+            return lights.fault
         snapshot = self.parts.thermometry.snapshot()
         if snapshot.phase == "fault":
             return f"thermometer: {snapshot.fault}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     parts.extra_threads.append(watcher.run)
     kiosk.config_watcher = watcher
     parts.extra_threads.append(StatusReporter(kiosk).run)  # for `kiosk status`
+    # systemctl stop: a clean stop, so the gate relay is switched off and the event log closed.
+    signal.signal(signal.SIGTERM, lambda *_: kiosk.stop())
     kiosk.run()
     if kiosk.restart_for:
         # systemd (Restart=always) starts the kiosk again with the new settings.

@@ -98,8 +98,17 @@ class CameraSection(Section):
     width: Annotated[int, Field(ge=160, le=4056)] = 640
     height: Annotated[int, Field(ge=120, le=3040)] = 480
     fps: Annotated[float, Field(ge=1, le=60)] = 15.0
+    # Lens focus distance on cameras with autofocus: a phone held out ~0.3 m; 0 = continuous autofocus.
+    focus_m: Annotated[float, Field(ge=0, le=1.0)] = 0.3
     path: str = ""
     decoder: Literal["zxing", "pyzbar"] = "zxing"
+
+    @field_validator("focus_m")
+    @classmethod
+    def _focus_distance(cls, value: float) -> float:
+        if 0 < value < 0.1:
+            raise ValueError("must be 0 (continuous autofocus) or between 0.1 and 1.0 metres")
+        return value
 
 
 class PlatformSection(Section):
@@ -218,6 +227,7 @@ class UpstreamSection(Section):
 
 class LightsSection(Section):
     driver: Literal["gpio", "mock"] = "gpio"
+    gpio_chip: Annotated[int, Field(ge=0, le=63)] | Literal["auto"] = "auto"
     green_pin: GpioPin = 17
     red_pin: GpioPin = 27
     buzzer_pin: GpioPin = 22

@@ -14,11 +14,12 @@ from kiosk.codes.hashing import CodeHasher, load_or_create_secret
 from kiosk.codes.router import build_router
 from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config
-from kiosk.display.lights import Lights
+from kiosk.display.lights import KeptLights
 from kiosk.display.screen import Screen
 from kiosk.errors import KioskError
-from kiosk.sensors.camera import open_camera
+from kiosk.sensors.camera import FrameSource, open_camera
 from kiosk.sensors.reader import CodeReader
+from kiosk.sensors.reopening import ReopeningSource
 from kiosk.sensors.scanner import Scanner
 from kiosk.sensors.thermometer import Thermometer, open_i2c_bus
 from kiosk.sensors.thermometry import Thermometry
@@ -35,16 +36,27 @@ def _needs_world(world: "SimWorld | None", key: str) -> "SimWorld":
 
 
 def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
-    if config.thermometer.driver == "sim":
-        bus = _needs_world(world, "thermometer.driver").bus
-    else:
-        bus = open_i2c_bus()
-    thermometer = Thermometer.from_config(bus, config.thermometer)
+    """Every part, the screen and the lights first.
 
-    scenario = _needs_world(world, "camera.driver").camera if config.camera.driver == "sim" else None
-    camera = open_camera(config.camera, scenario_source=scenario)
-
+    Hardware that is missing at boot does not stop the kiosk: an absent I2C bus is a thermometer
+    fault, a missing camera a reader fault, busy GPIO pins a lights fault. Each is tried again by
+    itself, and until then the kiosk is out of service with the cause on its screen.
+    """
+    screen = Screen(config.screen, config.kiosk.language)
     pin_factory = world.pin_factory if (world is not None and config.lights.driver == "mock") else None
+    lights = KeptLights(config.lights, pin_factory=pin_factory)
+
+    if config.thermometer.driver == "sim":
+        thermometer = Thermometer.from_config(_needs_world(world, "thermometer.driver").bus, config.thermometer)
+    else:
+        thermometer = Thermometer.from_config(None, config.thermometer, open_bus=open_i2c_bus)
+
+    camera: FrameSource
+    if config.camera.driver == "picamera2":
+        camera = ReopeningSource(lambda: open_camera(config.camera))
+    else:
+        scenario = _needs_world(world, "camera.driver").camera if config.camera.driver == "sim" else None
+        camera = open_camera(config.camera, scenario_source=scenario)
 
     hasher = CodeHasher(load_or_create_secret(config.secret_path))
     store, uploader = open_sync(config)
@@ -56,8 +68,8 @@ def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
         verifier=verifier,
         store=store,
         uploader=uploader,
-        screen=Screen(config.screen, config.kiosk.language),
-        lights=Lights(config.lights, pin_factory=pin_factory),
+        screen=screen,
+        lights=lights,
         # The phone-number lookup for people without phones (codes.family_lookups = 0: none).
         family=FamilyLookup.from_config(config) if config.codes.family_lookups else None,
     )

@@ -77,6 +77,7 @@ class StatusReporter:
             "thermometer": thermometry.fault if thermometry.phase == "fault" else f"ok ({thermometry.phase})",
             "camera": kiosk.parts.reader.fault or "ok",
             "camera_fps": round(fps, 1),
+            "lights": kiosk.parts.lights.fault or "ok",
             "last_decisions": list(self._decisions),
             "config_error": watcher.error if watcher is not None else None,
             "version": __version__,

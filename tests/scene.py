@@ -52,12 +52,18 @@ class Scene:
         return self.world.pin_factory.pin(number).state
 
 
-def run_scene(tmp_path: Path, scene: Callable[[Scene], None], kiosk_options: dict | None = None, **overrides) -> Scene:
+def run_scene(tmp_path: Path, scene: Callable[[Scene], None], kiosk_options: dict | None = None,
+              world_setup: Callable[[SimWorld], None] | None = None,
+              ready: Callable[[Kiosk], bool] = lambda kiosk: kiosk.phase == "idle", **overrides) -> Scene:
+    """Run the kiosk until `scene` returns; `world_setup` changes the simulated hardware before the
+    parts are opened, and the scene starts once `ready(kiosk)` holds (by default: serving)."""
     upstream = ReferenceUpstream(port=0, data_dir=tmp_path / "upstream").start()
     try:
         config = demo_config(tmp_path / "kiosk", upstream.url, headless=True)
         config = merged(config, overrides, "test")
         world = SimWorld(config, seed=3)
+        if world_setup is not None:
+            world_setup(world)
         kiosk = Kiosk(config, build_parts(config, world), **(kiosk_options or {}))
         stage = Scene(kiosk, world, upstream)
         failure: list[BaseException] = []
@@ -65,7 +71,7 @@ def run_scene(tmp_path: Path, scene: Callable[[Scene], None], kiosk_options: dic
 
         def play(stop: threading.Event) -> None:
             try:
-                stage.wait(lambda: kiosk.phase == "idle", "the kiosk to start")
+                stage.wait(lambda: ready(kiosk), "the kiosk to start")
                 scene(stage)
             except BaseException as exc:  # reported on the test's thread
                 failure.append(exc)

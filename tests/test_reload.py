@@ -110,7 +110,7 @@ def test_running_kiosk_applies_a_good_edit_and_keeps_serving_through_a_bad_one(t
         # a good edit: a lower threshold and another red pin, applied without a restart
         kiosk.request_config(lowered)
         s.wait(lambda: kiosk.policy.fever_c == 36.0, "the new threshold")
-        assert not kiosk.stopped and kiosk.parts.lights.red.pin.info.name.endswith("5")
+        assert not kiosk.stopped and kiosk.parts.lights.lights.red.pin.info.name.endswith("5")
         decided = s.visit(s.code("green"), skin_c=36.2)
         assert [str(r) for r in decided.verdict.reasons] == ["fever"]
         assert s.pin(5) and not s.pin(27)  # the new red pin lights, the old one stays dark

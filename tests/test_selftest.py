@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from busy_pins import BusyPins
+
 from kiosk.config import merged
 from kiosk.selftest import run_selftest, sharpness
 from kiosk.sim.demo import demo_config
@@ -30,6 +32,16 @@ def test_everything_passes_on_working_simulated_hardware(tmp_path):
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     assert "°C" in by_name(checks)["thermometer"].detail
     assert "brightness" in by_name(checks)["camera"].detail
+
+
+def test_a_busy_gpio_pin_is_a_failed_part_not_a_crash(tmp_path):
+    config = demo_config(tmp_path, "http://127.0.0.1:9", headless=True)
+    world = SimWorld(config)
+    world.pin_factory = BusyPins({22})  # the buzzer's pin, held by another program
+    checks = by_name(run_selftest(config, world))
+    assert not checks["lights"].ok
+    assert "GPIO busy" in checks["lights"].detail and "lgpio.error" in checks["lights"].detail
+    assert checks["thermometer"].ok and checks["camera"].ok, "the other parts are still checked"
 
 
 def test_broken_parts_fail_with_their_cause(tmp_path):

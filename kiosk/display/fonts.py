@@ -38,7 +38,8 @@ _PROBE = ("通", "过")
 def draws_cjk(font: pygame.font.Font) -> bool:
     """True when the font draws two different CJK characters as two different, non-empty bitmaps."""
     images = [font.render(char, False, (255, 255, 255), (0, 0, 0)) for char in _PROBE]
-    data = [pygame.image.tobytes(image, "RGB") for image in images]
+    # Surface.get_buffer (pygame 1.9.2+), not image.tobytes (2.1.3+: Bookworm ships 2.1.2).
+    data = [image.get_buffer().raw for image in images]
     blank = all(byte == 0 for byte in data[0])
     return not blank and data[0] != data[1]
 

@@ -25,13 +25,16 @@ cannot leave the gate open.
 from __future__ import annotations
 
 import logging
-from typing import Self
+import time
+from collections.abc import Callable
+from typing import Literal, Self
 
-from gpiozero import LED, Buzzer, DigitalOutputDevice, GPIOZeroError
+from gpiozero import LED, Buzzer, DigitalOutputDevice
 from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.config import LightsSection
+from kiosk.display.gpiochip import open_gpio_factory
 from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
@@ -42,16 +45,30 @@ REFUSE_BEEPS = 3
 OUT_OF_SERVICE_BLINK_S = 0.5  # half period: the red light blinks at 1 Hz
 
 
+def _describe(exc: Exception) -> str:
+    """The error with its type when that says more than the text (lgpio's is just 'GPIO busy')."""
+    kind = type(exc)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    return f"{exc} ({name})"
+
+
 class Lights:
     """Green and red lights, buzzer and gate relay. ``pin_factory`` and the devices are public so the
     simulator and tests can read pin levels (``lights.pin_factory.pin(17).state``)."""
 
     def __init__(self, section: LightsSection, pin_factory: Factory | None = None):
         self.section = section
-        if pin_factory is None and section.driver == "mock":
-            pin_factory = MockFactory()
+        owned = pin_factory is None
         opened: list[DigitalOutputDevice] = []
+        problem = None
         try:
+            if pin_factory is None:
+                pin_factory = MockFactory() if section.driver == "mock" else open_gpio_factory(section.gpio_chip)
+            # Claim every pin before any device reserves one: a busy pin fails here. A device half
+            # built around it would keep its reservation until garbage-collected, and a retry with
+            # the same factory would then find the pin "in use".
+            for number in (section.relay_pin, section.green_pin, section.red_pin, section.buzzer_pin):
+                pin_factory.pin(number)
             # The relay first, initial_value False: the gate is shut from the first instant.
             self.relay = DigitalOutputDevice(
                 section.relay_pin, active_high=section.relay_active_high, initial_value=False, pin_factory=pin_factory
@@ -69,12 +86,20 @@ class Lights:
                 section.buzzer_pin, active_high=section.active_high, initial_value=False, pin_factory=pin_factory
             )
             opened.append(self.buzzer)
-        except (GPIOZeroError, OSError, RuntimeError) as exc:
+        except Exception as exc:
+            # Any failure to claim a pin is the same to the kiosk. On a Pi a busy pin raises
+            # lgpio.error, which is neither OSError nor a gpiozero error.
             for device in opened:
                 device.close()
+            if owned and pin_factory is not None:
+                pin_factory.close()  # frees the chip and the pins claimed so far, for the next try
             hint = ' (set lights.driver = "mock" to run without GPIO)' if section.driver == "gpio" else ""
-            raise KioskError(f"lights: cannot open GPIO pins: {exc}{hint}") from exc
-        self.pin_factory: Factory = self.relay.pin_factory
+            problem = f"lights: cannot open GPIO pins: {_describe(exc)}{hint}"
+        if problem is not None:  # raised here, so no traceback keeps a half-built device alive
+            raise KioskError(problem)
+        assert pin_factory is not None
+        self.pin_factory: Factory = pin_factory
+        self._owns_factory = owned
         self._closed = False
 
     def show_pass(self) -> None:
@@ -110,14 +135,88 @@ class Lights:
         if self._closed:
             return
         self._closed = True
-        for device in (self.relay, self.buzzer, self.red, self.green):
-            try:
-                device.off()
-            finally:
-                device.close()
+        try:
+            for device in (self.relay, self.buzzer, self.red, self.green):
+                try:
+                    device.off()
+                finally:
+                    device.close()
+        finally:
+            if self._owns_factory:
+                self.pin_factory.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+Steady = Literal["idle", "refuse", "out_of_service"]
+
+
+class KeptLights:
+    """The kiosk's lights, opened again until the pins can be had.
+
+    A pin busy at boot (another program holds it, or a kiosk that is still shutting down) must not
+    stop the kiosk: `fault` says why the pins could not be opened, the kiosk is out of service with
+    that cause on its screen, and `retry()` tries again every `retry_after_s`. Once the pins are
+    open the lights show the last steady state the kiosk asked for (a PASS pulse is never replayed).
+    """
+
+    def __init__(self, section: LightsSection, pin_factory: Factory | None = None, *,
+                 retry_after_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.section = section
+        self._factory = pin_factory
+        self._retry_after_s = retry_after_s
+        self._clock = clock
+        self.lights: Lights | None = None
+        self.fault: str | None = None
+        self._steady: Steady = "idle"
+        self._next_try = float("-inf")
+        self.retry()
+
+    @property
+    def pin_factory(self) -> Factory | None:
+        return self.lights.pin_factory if self.lights is not None else self._factory
+
+    def retry(self) -> None:
+        """Open the pins if they are not open and the time for another try has come."""
+        if self.lights is not None or self._clock() < self._next_try:
+            return
+        try:
+            self.lights = Lights(self.section, pin_factory=self._factory)
+        except KioskError as exc:
+            if str(exc) != self.fault:
+                log.warning("%s; trying again every %.0f s", exc, self._retry_after_s)
+            self.fault = str(exc)
+            self._next_try = self._clock() + self._retry_after_s
+            return
+        if self.fault is not None:
+            log.info("lights: GPIO pins open")
+        self.fault = None
+        self._show(self._steady)
+
+    def _show(self, state: str) -> None:
+        if self.lights is not None:
+            getattr(self.lights, f"show_{state}")()
+
+    def show_pass(self) -> None:
+        self._steady = "idle"
+        self._show("pass")
+
+    def show_refuse(self) -> None:
+        self._steady = "refuse"
+        self._show("refuse")
+
+    def show_out_of_service(self) -> None:
+        self._steady = "out_of_service"
+        self._show("out_of_service")
+
+    def show_idle(self) -> None:
+        self._steady = "idle"
+        self._show("idle")
+
+    def close(self) -> None:
+        if self.lights is not None:
+            self.lights.close()

@@ -89,14 +89,19 @@ def open_i2c_bus() -> Any:
 
         return board.I2C()
     except Exception as exc:  # Blinka raises several kinds on a board without I2C
-        raise SensorError(f"no I2C bus on this machine ({type(exc).__name__}: {exc})") from exc
+        raise SensorError(
+            f"no I2C bus ({type(exc).__name__}: {exc}): on a Raspberry Pi enable I2C "
+            "(sudo raspi-config nonint do_i2c 0, then reboot); without the hardware try `kiosk demo`"
+        ) from exc
 
 
 class Thermometer:
     """An MLX90614 on `bus` (a `busio.I2C`, or `kiosk.sim.mlx90614.SimI2C`).
 
     The driver is built on the first read, not here: its constructor probes the bus and fails when
-    the sensor is unplugged, so an absent sensor at start-up is probed again on every try. Once built
+    the sensor is unplugged, so an absent sensor at start-up is probed again on every try. Given
+    `open_bus` instead of a bus, the bus itself is opened the same way: an I2C adapter that is not
+    there yet at boot is a sensor fault that the next try may clear, not a crash. Once built
     it stays: a sensor unplugged later fails its reads and answers again when plugged back in,
     without restarting the kiosk.
 
@@ -106,7 +111,7 @@ class Thermometer:
 
     def __init__(
         self,
-        bus: Any,
+        bus: Any | None,
         address: int = 0x5A,
         plausible_max_c: float = 45.0,
         *,
@@ -117,8 +122,12 @@ class Thermometer:
         stuck_after_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        open_bus: Callable[[], Any] | None = None,
     ):
+        if bus is None and open_bus is None:
+            raise ValueError("Thermometer needs a bus or a way to open one")
         self._bus = bus
+        self._open_bus = open_bus
         self.address = address
         self.plausible_max_c = plausible_max_c
         self.retries = retries
@@ -139,10 +148,11 @@ class Thermometer:
     @classmethod
     def from_config(
         cls,
-        bus: Any,
+        bus: Any | None,
         section: ThermometerSection,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        open_bus: Callable[[], Any] | None = None,
     ) -> Thermometer:
         return cls(
             bus,
@@ -155,6 +165,7 @@ class Thermometer:
             stuck_after_s=section.stuck_after_s,
             clock=clock,
             sleep=sleep,
+            open_bus=open_bus,
         )
 
     # --- readings ------------------------------------------------------------------------------
@@ -217,6 +228,9 @@ class Thermometer:
         return value
 
     def _get_driver(self) -> adafruit_mlx90614.MLX90614:
+        if self._bus is None:
+            assert self._open_bus is not None
+            self._bus = self._open_bus()  # SensorError when there is no bus (yet): the next read tries again
         if self._driver is None:
             self._pause_between_transfers()
             self._driver = adafruit_mlx90614.MLX90614(self._bus, self.address)  # probes the address
