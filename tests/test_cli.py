@@ -72,12 +72,3 @@ def test_upstream_runs_on_its_own(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-def test_run_without_a_pi_says_what_is_missing(tmp_path):
-    config = tmp_path / "config.toml"
-    config.write_text(f'[kiosk]\ndata_dir = "{tmp_path}"\n[screen]\nmode = "headless"\n')
-    result = kiosk("run", "--config", str(config))
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert "I2C" in result.stderr

@@ -81,7 +81,9 @@ def test_sigkill_at_random_moments_loses_nothing_shown_and_duplicates_nothing(tm
             if kill % 15 == 14:
                 assert integrity(db) == "ok"
 
-        assert len(shown) > 1000
+        # Enough verdicts were shown for the kills to have landed among them (about 1,500 on a quiet
+        # machine; a loaded one makes fewer decisions between kills).
+        assert len(shown) > 300
         seqs = [seq for _, seq in shown]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # only ever growing
 
