@@ -1,107 +1,31 @@
-"""Frame sources: the Picamera2 adapter against a stand-in module, image files, the registry, the scenario camera."""
+"""Frame sources: the Picamera2 adapter against a stand-in module (focus, frames that stop, the lores
+stream's real size), image files, the registry, the scenario camera."""
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 import threading
 import types
-from typing import ClassVar
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from kiosk.config import CameraSection
-from kiosk.errors import CameraError, KioskError
-from kiosk.sensors.camera import FileSource, FrameSource, Picamera2Source, open_camera
+from kiosk.config import CameraSection, parse_text
+from kiosk.errors import CameraError, ConfigError, KioskError
+from kiosk.sensors.camera import FRAME_TIMEOUT_S, FileSource, FrameSource, Picamera2Source, frame_timeout_for, open_camera
+from kiosk.sensors.reader import CAMERA_FAULT_AFTER_S, CodeReader
 from kiosk.sensors.scanner import Scanner
 from kiosk.sim.camera import ScenarioCamera
 from kiosk.sim.qrframes import DISTORTIONS, render_frame
-
-# --- Picamera2 stand-in -------------------------------------------------------------------------
-
-class StandInPicamera2:
-    """Mirrors the Picamera2 calls the adapter makes, with the checks Picamera2 itself applies.
-
-    capture_array("lores") returns YUV420 the way Picamera2 does: shape (height * 3 // 2, stride),
-    Y rows first (padded to the stride), then the U and V rows.
-    """
-
-    instances: ClassVar[list[StandInPicamera2]] = []
-    y_plane: ClassVar[np.ndarray | None] = None
-    fail_on: ClassVar[str | None] = None
-
-    def __init__(self, camera_num: int = 0, tuning: object = None) -> None:
-        if self.fail_on == "open":
-            raise IndexError("list index out of range")  # what Picamera2 raises with no camera attached
-        self.camera_num = camera_num
-        self.calls: list[str] = []
-        self.config: dict | None = None
-        self.started = False
-        StandInPicamera2.instances.append(self)
-
-    def create_video_configuration(self, main: dict | None = None, lores: dict | None = None,
-                                   controls: dict | None = None, **others: object) -> dict:
-        # Picamera2 fills in what is not given: main XBGR8888 1280x720, lores YUV420 at main's size.
-        self.calls.append("create_video_configuration")
-        main = {"format": "XBGR8888", "size": (1280, 720)} | (main or {})
-        if lores is not None:
-            lores = {"format": "YUV420", "size": main["size"]} | lores
-        return {"use_case": "video", "main": main, "lores": lores, "raw": None, "controls": dict(controls or {})} | others
-
-    def configure(self, config: dict) -> None:
-        self.calls.append("configure")
-        for name in ("main", "lores"):
-            stream = config[name]
-            if stream is None:
-                continue
-            if not isinstance(stream["size"], tuple) or stream["size"][0] % 2 or stream["size"][1] % 2:
-                raise RuntimeError("width and height should be even")
-        (lw, lh), (mw, mh) = config["lores"]["size"], config["main"]["size"]
-        if lw > mw or lh > mh:
-            raise RuntimeError("lores stream dimensions may not exceed main stream")
-        self.config = config
-
-    def start(self) -> None:
-        if self.config is None:
-            raise RuntimeError("Camera has not been configured")
-        if self.fail_on == "start":
-            raise RuntimeError("Failed to start camera: Device or resource busy")
-        self.calls.append("start")
-        self.started = True
-
-    def capture_array(self, name: str = "main", wait: object = None, signal_function: object = None) -> np.ndarray:
-        if not self.started:
-            raise RuntimeError("camera not started")
-        if self.fail_on == "capture":
-            raise TimeoutError("frame timed out")
-        self.calls.append(f"capture_array:{name}")
-        width, height = self.config[name]["size"]
-        assert self.config[name]["format"] == "YUV420"
-        stride = (width + 63) // 64 * 64 + 64  # hardware pads rows; make sure padding is cut off
-        yuv = np.full((height * 3 // 2, stride), 77, np.uint8)  # padding and chroma: not grey data
-        yuv[height:] = 128
-        yuv[:height, :width] = self.y_plane
-        return yuv
-
-    def stop(self) -> None:
-        self.calls.append("stop")
-        self.started = False
-
-    def close(self) -> None:
-        self.calls.append("close")
+from picamera2_standin import CAMERA_MODULE_2, CAMERA_MODULE_3, StandInPicamera2, install_standin
 
 
 @pytest.fixture
 def picamera2(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    module = types.ModuleType("picamera2")
-    module.Picamera2 = StandInPicamera2
-    monkeypatch.setattr(StandInPicamera2, "instances", [])
-    monkeypatch.setattr(StandInPicamera2, "fail_on", None)
-    monkeypatch.setattr(StandInPicamera2, "y_plane", np.arange(480 * 640, dtype=np.uint32).reshape(480, 640).astype(np.uint8))
-    monkeypatch.setitem(sys.modules, "picamera2", module)
-    return module
+    return install_standin(monkeypatch)
 
 
 def test_picamera2_source_returns_the_lores_y_plane(picamera2: types.ModuleType) -> None:
@@ -110,8 +34,8 @@ def test_picamera2_source_returns_the_lores_y_plane(picamera2: types.ModuleType)
     (camera,) = StandInPicamera2.instances
     assert frame.shape == (480, 640) and frame.dtype == np.uint8
     assert np.array_equal(frame, StandInPicamera2.y_plane)
-    assert camera.config["lores"] == {"format": "YUV420", "size": (640, 480)}
-    assert camera.config["controls"] == {"FrameRate": 15.0}
+    assert camera.config["lores"]["format"] == "YUV420" and camera.config["lores"]["size"] == (640, 480)
+    assert camera.config["controls"]["FrameRate"] == 15.0
     assert camera.calls == ["create_video_configuration", "configure", "start", "capture_array:lores"]
     assert isinstance(source, FrameSource)
 
@@ -122,12 +46,12 @@ def test_a_code_on_the_pi_camera_is_scanned(picamera2: types.ModuleType, monkeyp
     assert Scanner("zxing").scan(Picamera2Source(640, 480, 15.0).read()) == [payload]
 
 
-def test_picamera2_source_close_stops_the_camera_and_reads_then_fail(picamera2: types.ModuleType) -> None:
+def test_picamera2_source_close_closes_the_camera_and_reads_then_fail(picamera2: types.ModuleType) -> None:
     source = Picamera2Source(640, 480, 15.0)
     source.close()
     source.close()
     (camera,) = StandInPicamera2.instances
-    assert camera.calls[-2:] == ["stop", "close"]
+    assert camera.closed and not camera.started and camera.calls.count("close") == 1
     with pytest.raises(CameraError, match="closed"):
         source.read()
 
@@ -139,7 +63,7 @@ def test_picamera2_start_failure_is_a_camera_error(picamera2: types.ModuleType, 
     with pytest.raises(CameraError, match=message):
         Picamera2Source(640, 480, 15.0)
     for camera in StandInPicamera2.instances:  # a half-opened camera is released
-        assert camera.calls[-2:] == ["stop", "close"]
+        assert camera.closed
 
 
 def test_picamera2_capture_failure_is_a_camera_error(picamera2: types.ModuleType) -> None:
@@ -160,6 +84,174 @@ def test_missing_picamera2_is_a_clear_camera_error(monkeypatch: pytest.MonkeyPat
         Picamera2Source(640, 480, 15.0)
     with pytest.raises(CameraError, match="picamera2"):
         open_camera(CameraSection(driver="picamera2"))
+
+
+# --- focus --------------------------------------------------------------------------------------
+
+def test_an_autofocus_camera_gets_its_lens_fixed_for_a_phone_at_30_cm(picamera2: types.ModuleType,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.sensors.camera")
+    open_camera(CameraSection(driver="picamera2"))  # the shipped default: focus_m = 0.3
+    (camera,) = StandInPicamera2.instances
+    controls = camera.config["controls"]
+    assert controls["AfMode"] == 0  # libcamera's AfModeManual: the lens stays where it is put
+    assert controls["LensPosition"] == pytest.approx(1 / 0.3)  # dioptres
+    assert "lens fixed at 0.30 m (3.33 dioptres)" in caplog.text
+
+
+def test_focus_m_0_is_continuous_autofocus(picamera2: types.ModuleType) -> None:
+    Picamera2Source(640, 480, 15.0, focus_m=0)
+    (camera,) = StandInPicamera2.instances
+    assert camera.config["controls"]["AfMode"] == 2  # libcamera's AfModeContinuous
+    assert "LensPosition" not in camera.config["controls"]
+
+
+def test_a_lens_position_beyond_the_lens_is_clamped(picamera2: types.ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(StandInPicamera2, "controls_offered", CAMERA_MODULE_3 | {"LensPosition": (0.0, 2.5, 1.0)})
+    Picamera2Source(640, 480, 15.0, focus_m=0.1)
+    (camera,) = StandInPicamera2.instances
+    assert camera.config["controls"]["LensPosition"] == 2.5
+    assert "outside this lens's 0.00..2.50" in caplog.text
+
+
+def test_a_fixed_focus_camera_gets_no_focus_controls(picamera2: types.ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.sensors.camera")
+    monkeypatch.setattr(StandInPicamera2, "controls_offered", CAMERA_MODULE_2)
+    source = Picamera2Source(640, 480, 15.0, focus_m=0.3)  # the stand-in refuses controls it does not offer
+    (camera,) = StandInPicamera2.instances
+    assert not {"AfMode", "LensPosition"} & set(camera.config["controls"])
+    assert "fixed-focus lens (no AfMode control)" in caplog.text
+    assert source.read().shape == (480, 640)
+
+
+def test_focus_m_is_validated_with_its_key_path() -> None:
+    assert CameraSection().focus_m == 0.3
+    assert CameraSection(focus_m=0).focus_m == 0
+    for bad, why in ((0.05, "must be 0 (continuous autofocus) or between 0.1 and 1.0 metres"),
+                     (1.5, "less than or equal to 1"), (-0.3, "greater than or equal to 0")):
+        with pytest.raises(ConfigError) as caught:
+            parse_text(f"[camera]\nfocus_m = {bad}\n")
+        (problem,) = caught.value.problems
+        assert problem.startswith("camera.focus_m: ") and why in problem
+
+
+# --- frames that stop, and a lores stream of another size ---------------------------------------
+
+def test_a_camera_whose_frames_stop_is_a_camera_error_naming_the_timeout(picamera2: types.ModuleType,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StandInPicamera2, "cable_loose", True)
+    source = Picamera2Source(640, 480, 15.0, frame_timeout_s=0.05)
+    (camera,) = StandInPicamera2.instances
+    for _ in range(3):
+        with pytest.raises(CameraError, match=r"no frame from the camera in 0\.05 s \(ribbon cable loose"):
+            source.read()
+    assert len(camera.jobs) == 1  # the unanswered capture is waited on again, not asked for again
+    camera.reseat_cable()
+    assert np.array_equal(source.read(), StandInPicamera2.y_plane)
+    assert np.array_equal(source.read(), StandInPicamera2.y_plane)
+
+
+def test_a_camera_without_frames_can_still_be_closed(picamera2: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StandInPicamera2, "cable_loose", True)
+    source = Picamera2Source(640, 480, 15.0, frame_timeout_s=0.05)
+    with pytest.raises(CameraError, match="no frame"):
+        source.read()
+    source.close()  # the stand-in raises HangsForever where Picamera2 would hang
+    assert StandInPicamera2.instances[0].closed
+
+
+def test_closing_the_camera_ends_a_read_waiting_for_a_frame(picamera2: types.ModuleType,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StandInPicamera2, "cable_loose", True)
+    source = Picamera2Source(640, 480, 15.0, frame_timeout_s=60)
+    problems: list[BaseException] = []
+
+    def camera_thread() -> None:
+        try:
+            source.read()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            problems.append(exc)
+
+    thread = threading.Thread(target=camera_thread, daemon=True)
+    thread.start()
+    while not StandInPicamera2.instances[0].jobs:  # the read has asked for its frame
+        thread.join(timeout=0.01)
+    source.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert [str(p) for p in problems] == ["camera is closed"] and isinstance(problems[0], CameraError)
+
+
+def test_the_frame_timeout_follows_the_frame_rate() -> None:
+    assert frame_timeout_for(15.0) == FRAME_TIMEOUT_S == 2.0
+    assert frame_timeout_for(1.0) == 3.0  # three frames' time at the slowest rate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def step_in_a_thread(reader: CodeReader) -> None:
+    thread = threading.Thread(target=reader.step, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the camera thread hangs on a camera without frames"
+
+
+def test_the_reader_reports_a_camera_without_frames_as_its_fault_and_recovers(picamera2: types.ModuleType,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StandInPicamera2, "cable_loose", True)
+    clock = Clock()
+    reader = CodeReader(Picamera2Source(640, 480, 15.0, frame_timeout_s=0.05), Scanner("zxing"), fps=15, clock=clock)
+    step_in_a_thread(reader)
+    assert reader.fault is None  # one missed frame is not yet a fault
+    clock.now += CAMERA_FAULT_AFTER_S + 0.1
+    step_in_a_thread(reader)
+    assert reader.fault == "no frame from the camera in 0.05 s (ribbon cable loose, or the camera failed)"
+    StandInPicamera2.instances[0].reseat_cable()
+    step_in_a_thread(reader)
+    assert reader.fault is None and reader.frames == 1
+
+
+def test_the_camera_thread_stops_even_while_the_camera_gives_no_frames(picamera2: types.ModuleType,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StandInPicamera2, "cable_loose", True)
+    source = Picamera2Source(640, 480, 15.0, frame_timeout_s=0.05)
+    reader = CodeReader(source, Scanner("zxing"), fps=15)
+    stop = threading.Event()
+    problems: list[BaseException] = []
+
+    def camera_thread() -> None:
+        try:
+            reader.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            problems.append(exc)
+
+    thread = threading.Thread(target=camera_thread, daemon=True)
+    thread.start()
+    stop.wait(0.2)
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and problems == []
+    source.close()
+
+
+def test_frames_have_the_size_the_camera_gave_the_lores_stream(picamera2: types.ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(StandInPicamera2, "lores_align", 64)
+    plane = np.random.default_rng(3).integers(0, 256, (482, 640), dtype=np.uint8)
+    monkeypatch.setattr(StandInPicamera2, "y_plane", plane)
+    source = Picamera2Source(650, 482, 15.0)
+    frame = source.read()
+    assert frame.shape == (482, 640) and (source.width, source.height) == (640, 482)
+    assert np.array_equal(frame, plane)  # no padding columns in the picture
+    assert "adjusted the lores stream from 650x482 to 640x482" in caplog.text
 
 
 # --- files --------------------------------------------------------------------------------------

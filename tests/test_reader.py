@@ -75,3 +75,35 @@ def test_a_camera_without_frames_is_a_fault_with_its_cause():
     clock.now += CAMERA_FAULT_AFTER_S + 0.1
     reader.step()
     assert reader.fault == "camera cable loose"
+
+
+class CableLooseCamera:
+    """A camera whose reads time out until the cable is seated again."""
+
+    def __init__(self):
+        self.loose = True
+        self.picture = ScenarioCamera(seed=4)
+
+    def read(self):
+        if self.loose:
+            raise CameraError("no frame from the camera in 2 s (ribbon cable loose, or the camera failed)")
+        return self.picture.read()
+
+    def close(self):
+        pass
+
+
+def test_a_camera_that_delivers_again_is_back_in_service(caplog):
+    clock, camera = Clock(), CableLooseCamera()
+    reader = reader_with(camera, clock)
+    reader.step()
+    clock.now += CAMERA_FAULT_AFTER_S + 0.1
+    reader.step()
+    assert reader.fault.startswith("no frame from the camera in 2 s")
+    camera.loose = False
+    camera.picture.show("HCP1:BACK", "plain")
+    caplog.set_level("INFO", logger="kiosk.sensors.reader")
+    reader.step()
+    assert reader.fault is None
+    assert reader.take_new().payload == "HCP1:BACK"
+    assert "camera delivers frames again" in caplog.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,8 +20,10 @@ import types
 from pathlib import Path
 
 from kiosk.runtime import StatusReporter
+from kiosk.sim.qrframes import render_frame
 from kiosk.sim.world import SimWorld
 from busy_pins import BusyPins
+from picamera2_standin import StandInPicamera2, install_standin
 from scene import Scene, run_scene
 
 GREEN, RED = 17, 27
@@ -86,6 +89,26 @@ def test_an_absent_i2c_bus_at_boot_is_a_thermometer_fault_that_clears_when_the_b
 
     run_scene(tmp_path, scene, world_setup=lambda world: world_bus.append(world.bus),
               ready=lambda kiosk: kiosk.shown is not None, thermometer={"driver": "mlx90614"})
+
+
+def test_a_camera_missing_at_boot_is_out_of_service_until_it_is_plugged_in(tmp_path, monkeypatch):
+    install_standin(monkeypatch)
+    monkeypatch.setattr(StandInPicamera2, "fail_on", "open")  # no camera on the ribbon connector
+
+    def scene(s: Scene) -> None:
+        s.wait(lambda: out_of_service_with(s, "cannot start camera"), "out of service for the missing camera")
+        assert red_blinks(s)
+        assert "trying again" in StatusReporter(s.kiosk).snapshot()["camera"]
+        frame = render_frame(s.code("green"), 640, 480, rng=random.Random(2))
+        monkeypatch.setattr(StandInPicamera2, "y_plane", frame)  # a visitor holds up a code ...
+        monkeypatch.setattr(StandInPicamera2, "fail_on", None)  # ... once the camera is plugged in
+        s.wait(lambda: bool(s.kiosk.parts.reader.frames), "frames from the camera")
+        s.world.wrist.approach(36.6)
+        s.wait(lambda: bool(s.decided), "a verdict")
+        assert s.decided[0].event.decision == "PASS"
+        s.world.wrist.leave()
+
+    run_scene(tmp_path, scene, ready=lambda kiosk: kiosk.shown is not None, camera={"driver": "picamera2"})
 
 
 def status_json(config: Path) -> dict:

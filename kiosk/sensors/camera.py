@@ -15,10 +15,10 @@ import importlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -29,6 +29,30 @@ from kiosk.errors import CameraError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
+
+# libcamera's AfModeEnum values (control_ids.yaml: Manual 0, Auto 1, Continuous 2); Picamera2 hands
+# plain ints to libcamera for enum controls.
+AF_MODE_MANUAL = 0
+AF_MODE_CONTINUOUS = 2
+DEFAULT_FOCUS_M: float = CameraSection.model_fields["focus_m"].default
+# A frame comes every 1/fps s (67 ms at 15 fps; the frame rate also caps the exposure time), so 2 s
+# without one is a camera that has stopped, not a slow frame; at low frame rates, three frames' time.
+FRAME_TIMEOUT_S = 2.0
+
+
+def frame_timeout_for(fps: float) -> float:
+    """How long a read waits for a frame before the camera counts as failed."""
+    return max(FRAME_TIMEOUT_S, 3.0 / fps)
+
+
+def _describe_focus(controls: Mapping[str, Any]) -> str:
+    if "AfMode" not in controls:
+        return "fixed-focus lens"
+    if controls["AfMode"] == AF_MODE_CONTINUOUS:
+        return "continuous autofocus"
+    dioptres = controls["LensPosition"]
+    where = f"{1 / dioptres:.2f} m" if dioptres > 0 else "infinity"
+    return f"lens fixed at {where} ({dioptres:.2f} dioptres)"
 
 
 @runtime_checkable
@@ -54,12 +78,27 @@ class Picamera2Source:
     Only the lores stream is read; its Y plane is the grayscale frame. `module` stands in for
     the picamera2 module (tests); by default it is imported here, and only here, since it exists
     only on Raspberry Pi OS.
+
+    Focus: a camera with autofocus (it offers the AfMode control, e.g. Camera Module 3) starts with
+    its lens at 1 m, where a phone held out to the kiosk is a blur. `focus_m` > 0 fixes the lens at
+    that distance (LensPosition is in dioptres, 1 / metres, clamped to what the lens offers); 0
+    turns on continuous autofocus. Fixed-focus modules (v1, v2, HQ) get no focus controls.
+
+    A frame that never comes (a loose ribbon cable) is a CameraError after `frame_timeout_s`, not
+    a read that hangs: the capture is asked for without waiting (`wait=False` with a
+    `signal_function`, then `wait(job)`, which every Picamera2 on Raspberry Pi OS Bookworm has;
+    `wait` given in seconds is a timeout only from about 0.3.20 on, and 0.3.18 still waits for ever)
+    and waited for here with a bound. An unanswered capture stays queued and the next read waits on
+    it again, so a long outage queues nothing more.
     """
 
-    def __init__(self, width: int, height: int, fps: float, *, camera_num: int = 0, module: ModuleType | None = None) -> None:
+    def __init__(self, width: int, height: int, fps: float, *, focus_m: float = DEFAULT_FOCUS_M,
+                 camera_num: int = 0, module: ModuleType | None = None, frame_timeout_s: float | None = None) -> None:
         if width % 2 or height % 2:
             raise CameraError(f"camera size must be even for YUV420, got {width}x{height}")
         self.width, self.height, self.fps = width, height, fps
+        self.focus_m = focus_m
+        self.frame_timeout_s = frame_timeout_s if frame_timeout_s is not None else frame_timeout_for(fps)
         if module is None:
             try:
                 module = importlib.import_module("picamera2")
@@ -71,30 +110,79 @@ class Picamera2Source:
                 ) from exc
         self._lock = threading.Lock()
         self._camera = None
+        # A capture asked for and not yet answered, and the event its answer sets.
+        self._job: Any = None
+        self._answered = threading.Event()
         try:
             camera = module.Picamera2(camera_num)
             self._camera = camera
+            focus = self._focus_controls(camera.camera_controls)
             config = camera.create_video_configuration(
                 # The main stream is required and may not be smaller than lores; keep it as small.
                 main={"size": (width, height)},
                 lores={"size": (width, height), "format": "YUV420"},
-                controls={"FrameRate": fps},
+                controls={"FrameRate": fps, **focus},
             )
             camera.configure(config)
+            # The camera may adjust the size asked for; Picamera2 writes the size it got back into
+            # the configuration, and that is the size the frames have.
+            got = tuple(int(n) for n in camera.camera_configuration()["lores"]["size"])
             camera.start()
         except Exception as exc:  # libcamera raises plain RuntimeErrors and others
             self.close()
             raise CameraError(f"cannot start camera {camera_num} at {width}x{height} {fps} fps: {exc}") from exc
-        log.info("camera %d started: lores %dx%d YUV420 at %s fps", camera_num, width, height, fps)
+        if got != (width, height):
+            log.warning("camera %d adjusted the lores stream from %dx%d to %dx%d: frames are %dx%d",
+                        camera_num, width, height, *got, *got)
+        self.width, self.height = got
+        log.info("camera %d started: lores %dx%d YUV420 at %s fps, %s", camera_num, self.width, self.height, fps,
+                 _describe_focus(focus))
+
+    def _focus_controls(self, offered: Mapping[str, Any]) -> dict[str, Any]:
+        """The controls that focus the lens as camera.focus_m asks, for the controls this camera offers."""
+        if "AfMode" not in offered:
+            log.info("camera has a fixed-focus lens (no AfMode control): camera.focus_m = %s does not apply",
+                     self.focus_m)
+            return {}
+        if self.focus_m == 0:
+            return {"AfMode": AF_MODE_CONTINUOUS}
+        if "LensPosition" not in offered:
+            log.warning("camera offers AfMode but no LensPosition: continuous autofocus instead of a lens fixed at %s m",
+                        self.focus_m)
+            return {"AfMode": AF_MODE_CONTINUOUS}
+        low, high, _default = offered["LensPosition"]
+        wanted = 1.0 / self.focus_m
+        dioptres = min(max(wanted, float(low)), float(high))
+        if dioptres != wanted:
+            log.warning("camera.focus_m = %s m is %.2f dioptres, outside this lens's %.2f..%.2f: lens set to %.2f",
+                        self.focus_m, wanted, float(low), float(high), dioptres)
+        return {"AfMode": AF_MODE_MANUAL, "LensPosition": dioptres}
 
     def read(self) -> np.ndarray:
-        """The Y plane of the next lores frame (blocks until the camera delivers it)."""
+        """The Y plane of the next lores frame; CameraError when none comes within frame_timeout_s."""
         with self._lock:
             camera = self._camera
             if camera is None:
                 raise CameraError("camera is closed")
+            if self._job is None:
+                self._answered = answered = threading.Event()
+                if self._camera is None:  # closed just now
+                    raise CameraError("camera is closed")
+                try:
+                    # The signal function runs on Picamera2's own thread once the frame is copied out.
+                    self._job = camera.capture_array("lores", wait=False, signal_function=lambda _job: answered.set())
+                except Exception as exc:
+                    raise CameraError(f"camera capture failed: {exc}") from exc
+            job = self._job
+            frame_came = self._answered.wait(self.frame_timeout_s)
+            if self._camera is None:  # closed meanwhile: close() ends this wait
+                raise CameraError("camera is closed")
+            if not frame_came:
+                raise CameraError(f"no frame from the camera in {self.frame_timeout_s:g} s "
+                                  "(ribbon cable loose, or the camera failed)")
+            self._job = None
             try:
-                yuv = camera.capture_array("lores")
+                yuv = camera.wait(job)
             except Exception as exc:
                 raise CameraError(f"camera capture failed: {exc}") from exc
         # Picamera2 gives YUV420 as (height * 3 // 2, stride): Y rows first, padded to the stride.
@@ -107,11 +195,13 @@ class Picamera2Source:
         camera, self._camera = self._camera, None
         if camera is None:
             return
-        for step in ("stop", "close"):
-            try:
-                getattr(camera, step)()
-            except Exception:  # closing must not fail the shutdown
-                log.warning("camera %s failed", step, exc_info=True)
+        self._answered.set()  # a read waiting for a frame ends now, with "camera is closed"
+        # Picamera2's close() ends its event loop and then stops the camera directly. stop() on its
+        # own would be queued behind an unanswered capture, and wait for ever once frames have stopped.
+        try:
+            camera.close()
+        except Exception:  # closing must not fail the shutdown
+            log.warning("camera close failed", exc_info=True)
 
 
 class FileSource:
@@ -161,7 +251,7 @@ class FileSource:
 
 
 def _open_picamera2(section: CameraSection, scenario_source: FrameSource | None) -> FrameSource:
-    return Picamera2Source(section.width, section.height, section.fps)
+    return Picamera2Source(section.width, section.height, section.fps, focus_m=section.focus_m)
 
 
 def _open_files(section: CameraSection, scenario_source: FrameSource | None) -> FrameSource:

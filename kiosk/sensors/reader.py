@@ -2,6 +2,10 @@
 
 Scanning runs here, never on the screen loop. The loop asks `take_new()` for a code it has not
 handled yet; the same payload held in front of the camera is reported once, not once per frame.
+
+A camera read never blocks for long: a source whose frames stop raises CameraError after its own
+timeout (the Pi camera's is 2 s). After CAMERA_FAULT_AFTER_S without a frame, `fault` names the
+cause and the kiosk goes out of service; the first frame that comes again clears it.
 """
 
 from __future__ import annotations
@@ -78,7 +82,9 @@ class CodeReader:
         now = self._clock()
         with self._lock:
             self._last_frame_at = now
-            self._error = None
+            cleared, self._error = self._error, None
+        if cleared:
+            log.info("camera delivers frames again (after: %s)", cleared)
         if frame is None:
             return
         self.frames += 1
