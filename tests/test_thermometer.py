@@ -9,6 +9,9 @@ answers advance it, nothing sleeps.
 from __future__ import annotations
 
 import errno
+import os
+import sys
+import types
 from pathlib import Path
 
 import adafruit_mlx90614
@@ -261,6 +264,25 @@ def test_plausible_maximum_is_configurable(bus: SimI2C, chip: MLX90614Chip, sour
 def test_open_i2c_bus_without_a_pi_says_so() -> None:
     with pytest.raises(SensorError, match="no I2C bus"):
         open_i2c_bus()
+
+
+@pytest.mark.parametrize(("raised", "advice"), [
+    # What Blinka raises: I2C switched off on a Pi, a device node the user may not open, a PC.
+    (ValueError("No Hardware I2C on (scl,sda)=(3, 2) Make sure I2C is enabled"), "raspi-config nonint do_i2c 0"),
+    (PermissionError(13, "Permission denied", "/dev/i2c-1"), "i2c group"),
+    (AttributeError("module 'board' has no attribute 'I2C'"), "not a Raspberry Pi"),
+])
+def test_open_i2c_bus_says_what_to_do_for_each_way_it_fails(monkeypatch, raised, advice) -> None:
+    def i2c():
+        raise raised
+
+    monkeypatch.setitem(sys.modules, "board", types.SimpleNamespace(I2C=i2c))
+    monkeypatch.delenv("BLINKA_SKIP_DEPENDENCY_CHECK", raising=False)
+    with pytest.raises(SensorError, match="no I2C bus") as failure:
+        open_i2c_bus()
+    assert advice in str(failure.value)
+    # Blinka must never stop to offer a pip install at a maintainer's terminal.
+    assert os.environ["BLINKA_SKIP_DEPENDENCY_CHECK"] == "1"
 
 
 class FlakyBus(SimI2C):

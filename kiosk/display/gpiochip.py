@@ -67,4 +67,11 @@ def open_gpio_factory(chip: int | Literal["auto"]) -> Factory:
         # Said once per start in practice; with no chip at all the lights' own error says enough.
         (log.info if labels else log.debug)("GPIO: header pins on gpiochip%d (chips seen: %s)", chip,
                                             ", ".join(f"{n}={label}" for n, label in sorted(labels.items())) or "none")
-    return LGPIOFactory(chip=chip)
+    factory = LGPIOFactory(chip=chip)
+    # gpiozero 2.0 and 2.0.1 ignore `chip` on a Pi 5 (fixed in 2.0.1.post3): never drive another chip.
+    if factory.chip != chip:
+        opened = factory.chip
+        factory.close()
+        raise RuntimeError(f"gpiozero opened gpiochip{opened} when gpiochip{chip} was asked for: "
+                           "gpiozero 2.0.1.post3 or newer is needed")
+    return factory

@@ -92,7 +92,10 @@ class Lights:
             for device in opened:
                 device.close()
             if owned and pin_factory is not None:
-                pin_factory.close()  # frees the chip and the pins claimed so far, for the next try
+                try:
+                    pin_factory.close()  # frees the chip and the pins claimed so far, for the next try
+                except Exception:  # the error worth reporting is the one above
+                    log.warning("lights: closing the pin factory failed", exc_info=True)
             hint = ' (set lights.driver = "mock" to run without GPIO)' if section.driver == "gpio" else ""
             problem = f"lights: cannot open GPIO pins: {_describe(exc)}{hint}"
         if problem is not None:  # raised here, so no traceback keeps a half-built device alive

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,15 +85,26 @@ def open_i2c_bus() -> Any:
     default (``dtparam=i2c_arm=on`` and no faster ``i2c_arm_baudrate`` in /boot/firmware/config.txt).
     `board` is imported here, not at module load, so the simulator never needs it.
     """
+    # Blinka checks its platform packages at `import board` and, at a terminal, offers to pip-install
+    # some (apt's python3-libgpiod has no metadata it recognises): never from the kiosk.
+    os.environ.setdefault("BLINKA_SKIP_DEPENDENCY_CHECK", "1")
     try:
         import board
 
         return board.I2C()
     except Exception as exc:  # Blinka raises several kinds on a board without I2C
-        raise SensorError(
-            f"no I2C bus ({type(exc).__name__}: {exc}): on a Raspberry Pi enable I2C "
-            "(sudo raspi-config nonint do_i2c 0, then reboot); without the hardware try `kiosk demo`"
-        ) from exc
+        raise SensorError(f"no I2C bus ({type(exc).__name__}: {exc}): {_i2c_advice(exc)}") from exc
+
+
+def _i2c_advice(exc: Exception) -> str:
+    """What to do, by what Blinka raised (a PC, I2C switched off, a device the user may not open)."""
+    if isinstance(exc, PermissionError):
+        return ("the kiosk user may not open /dev/i2c-1: add it to the i2c group (setup.sh does), and keep "
+                "DeviceAllow=/dev/i2c-1 in the service")
+    if isinstance(exc, (AttributeError, NotImplementedError)):
+        return "this machine is not a Raspberry Pi with I2C; to try the kiosk on simulated hardware run `kiosk demo`"
+    return ("enable I2C (sudo raspi-config nonint do_i2c 0, then reboot) and check that i2c-dev is loaded; "
+            "without the hardware try `kiosk demo`")
 
 
 class Thermometer:
