@@ -3,6 +3,7 @@
 import time
 
 from kiosk.config import LightsSection
+from kiosk.display.gpiochip import HEADER_LABELS, chip_labels
 from kiosk.display.lights import Lights
 
 
@@ -15,5 +16,15 @@ def test_each_output_toggles():
             time.sleep(0.3)
             device.off()
             assert not device.value
+    finally:
+        lights.close()
+
+
+def test_the_pins_are_driven_on_the_header_chip():
+    """Pi 5: the header is RP1 (gpiochip4 or gpiochip0 by kernel); the lights must be on that chip."""
+    lights = Lights(LightsSection(driver="gpio"))
+    try:
+        labels = chip_labels()
+        assert labels.get(lights.pin_factory.chip) in HEADER_LABELS, (lights.pin_factory.chip, labels)
     finally:
         lights.close()
