@@ -5,6 +5,8 @@
 #                             anywhere else: the development/simulator venv in .venv
 #   ./setup.sh --pi           take the Raspberry Pi path on any machine
 #   ./setup.sh --dev          take the development path, even on a Pi
+#   ./setup.sh --pi-stack     the tests on Raspberry Pi OS's own Python stack, in .venv-pi: the system
+#                             python 3.11 with apt's pygame, numpy and Pillow (then: .venv-pi/bin/python -m pytest)
 #   ./setup.sh --dry-run      print every action without doing it (no root needed)
 #   ./setup.sh --desktop      Pi path: draw in the desktop session (found by itself when the
 #   ./setup.sh --lite         Pi boots to a desktop), or full screen through KMS/DRM (Lite)
@@ -15,7 +17,8 @@
 #
 # Safe to run again: every step checks first, and a second run changes nothing.
 # SETUP_ROOT=DIR installs the Pi path under DIR instead of / (for the tests, which also put
-# stand-ins for apt-get, useradd, systemctl ... first on PATH).
+# stand-ins for apt-get, useradd, systemctl ... first on PATH); SETUP_PYTHON=PATH is the system python
+# the venvs are made from (/usr/bin/python3, whose pygame, numpy and Pillow are apt's).
 # What each step does and why: docs/deploy.md.
 set -euo pipefail
 
@@ -30,6 +33,7 @@ for arg in "$@"; do
     case "$arg" in
         --pi) mode=pi ;;
         --dev) mode=dev ;;
+        --pi-stack) mode=pi-stack ;;
         --desktop) screen=desktop ;;
         --lite) screen=lite ;;
         --dry-run) dry_run=1 ;;
@@ -64,7 +68,18 @@ units="$root/etc/systemd/system"
 dropins="$units/kiosk.service.d"
 xhost_autostart="$root/etc/xdg/autostart/kiosk-xhost.desktop"
 modules_conf="$root/etc/modules-load.d/kiosk-i2c.conf"
+udev_rules="$root/etc/udev/rules.d/70-kiosk.rules"
+# The devices kiosk.service waits for (Wants=, After=), each at most as long as its drop-in says.
+device_dropins=("$units/dev-i2c\\x2d1.device.d/kiosk.conf" "$units/dev-video0.device.d/kiosk.conf")
 groups=(gpio i2c video render input)
+
+# Raspberry Pi OS's own Python builds, which a venv made with --system-site-packages must keep:
+# pygame (its SDL has the KMS/DRM video driver), numpy and Pillow (what picamera2 and pygame were
+# built against). pip is pinned to their versions, and a check after each install makes sure the
+# venv imports them from apt's folder: as distribution (for pip) and module (for import) names.
+system_python="${SETUP_PYTHON:-/usr/bin/python3}"
+apt_site=/usr/lib/python3/dist-packages
+apt_builds=(pygame:pygame numpy:numpy pillow:PIL)
 
 changes=0
 reboot_needed=0
@@ -136,6 +151,118 @@ apt_install() {
 
 python_ok() {
     "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
+
+# ---------------------------------------------------------------- apt's Python builds in a venv
+
+# Pin pip to the system python's own pygame, numpy and Pillow in VENV/apt-constraints.txt (the
+# versions are read from the system python, never written here by hand); sets $pins_changed.
+# Installed with `pip install -c` that file, the kiosk's requirements can only be met by apt's
+# builds: a requirement they do not meet makes pip fail, instead of adding PyPI's copy to the venv.
+pin_apt_builds() {
+    local venv_dir="$1" file="$1/apt-constraints.txt" pins build dists=()
+    for build in "${apt_builds[@]}"; do dists+=("${build%%:*}"); done
+    pins_changed=0
+    if ! pins="$("$system_python" -I - "${dists[@]}" 2>/dev/null <<'PY'
+import importlib.metadata as metadata
+import sys
+
+print("# The system python's own builds (apt): pip may add packages, never another of these.")
+for name in sys.argv[1:]:
+    try:
+        print(f"{name}=={metadata.version(name)}")
+    except metadata.PackageNotFoundError:
+        sys.exit(1)
+PY
+    )"; then
+        [ "$dry_run" = 1 ] || die "$system_python has no ${dists[*]} from apt (apt-get install python3-pygame python3-numpy python3-pil)"
+        change "pinning pip to apt's ${dists[*]} in $file (their versions once apt has installed them)"
+        pins_changed=1
+        return
+    fi
+    if [ "$(cat "$file" 2>/dev/null)" = "$pins" ]; then
+        unchanged "$file: pip pinned to apt's $(grep -v '^#' <<<"$pins" | paste -sd' ' -)"
+        return
+    fi
+    change "pinning pip to apt's builds in $file: $(grep -v '^#' <<<"$pins" | paste -sd' ' -)"
+    pins_changed=1
+    if [ "$dry_run" = 1 ]; then
+        printf '    would write: %s\n' "$file"
+    else
+        printf '%s\n' "$pins" >"$file"
+    fi
+}
+
+# Fail (one line, exit 1) unless VENV's python imports pygame, numpy and PIL from apt's folder: a
+# copy that pip put in the venv would shadow them (PyPI's pygame has no KMS/DRM video driver).
+check_apt_builds() {
+    local venv_dir="$1" modules=() build found
+    for build in "${apt_builds[@]}"; do modules+=("${build##*:}"); done
+    if [ "$dry_run" = 1 ]; then
+        printf '    would check: %s imports %s from %s\n' "$venv_dir" "${modules[*]}" "$apt_site"
+        return
+    fi
+    if found="$("$venv_dir/bin/python" -I - "$venv_dir" "$apt_site" "${apt_builds[@]}" <<'PY'
+import importlib.util
+import os
+import sys
+
+venv, apt = sys.argv[1], os.path.realpath(sys.argv[2])
+wrong, remove = [], []
+for build in sys.argv[3:]:
+    dist, module = build.split(":")
+    spec = importlib.util.find_spec(module)
+    origin = spec.origin if spec is not None else None
+    if origin is None:
+        wrong.append(f"{module} is missing")
+    elif not os.path.realpath(origin).startswith(apt + os.sep):
+        wrong.append(f"{module} is {origin}")
+        remove.append(dist)
+if wrong:
+    fix = f"; remove the copies: {venv}/bin/pip uninstall -y {' '.join(remove)}" if remove else ""
+    print(f"{', '.join(wrong)}, not apt's build from {apt}{fix}")
+    sys.exit(1)
+PY
+    )"; then
+        unchanged "$venv_dir imports ${modules[*]} from $apt_site (apt's builds)"
+    else
+        die "$venv_dir does not use Raspberry Pi OS's Python builds: $found"
+    fi
+}
+
+# ---------------------------------------------------------------- the Pi's stack, for the tests
+
+# The development venv's twin on Raspberry Pi OS's Python: built the way the Pi path builds the
+# device's venv (the system python, --system-site-packages, apt's pygame, numpy and Pillow kept),
+# with the kiosk installed editable with its test tools. Debian 12 has the same packages.
+pi_stack_install() {
+    if command -v apt-get >/dev/null; then
+        # The Pi's Python stack, and the test-only packages of the development path.
+        apt_install python3-venv python3-pygame python3-numpy python3-pil python3-libgpiod \
+            libzbar0 fonts-wqy-microhei shellcheck systemd xvfb xauth
+    fi
+    local venv_dir="$here/.venv-pi" stamp_file="$here/.venv-pi/.setup-stamp" stamp
+    python_ok "$system_python" || die "$system_python must be Python 3.11 or newer (Raspberry Pi OS Bookworm's)"
+    if [ ! -x "$venv_dir/bin/python" ]; then
+        change "creating .venv-pi ($system_python, --system-site-packages: apt's pygame, numpy and Pillow)"
+        run "$system_python" -m venv --system-site-packages "$venv_dir"
+    fi
+    pin_apt_builds "$venv_dir"
+    # The install is editable: a changed pyproject.toml or a new apt build needs pip again.
+    stamp="$({ cat "$here/pyproject.toml"; cat "$venv_dir/apt-constraints.txt" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)"
+    local installed=0
+    if [ -x "$venv_dir/bin/kiosk" ] && [ "$pins_changed" = 0 ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
+        unchanged ".venv-pi (the kiosk, editable, with its test tools)"
+    else
+        change "installing the kiosk and its test tools into .venv-pi, pip pinned to apt's builds"
+        run "$venv_dir/bin/pip" install --quiet --disable-pip-version-check \
+            -c "$venv_dir/apt-constraints.txt" -e "${here}[test]"
+        installed=1
+    fi
+    check_apt_builds "$venv_dir"
+    if [ "$installed" = 1 ] && [ "$dry_run" = 0 ]; then printf '%s\n' "$stamp" >"$stamp_file"; fi
+    finish
+    say "ready: .venv-pi/bin/python -m pytest (the tests on Raspberry Pi OS's Python stack)"
 }
 
 # ---------------------------------------------------------------- development path
@@ -276,25 +403,27 @@ install_program() {
     if [ -x "$venv/bin/python" ]; then
         unchanged "$venv"
     else
-        change "creating $venv (--system-site-packages: the apt builds of picamera2 and pygame)"
+        change "creating $venv (--system-site-packages: apt's picamera2, pygame, numpy and Pillow)"
         run install -d -m 0755 "$opt"
-        run python3 -m venv --system-site-packages "$venv"
+        run "$system_python" -m venv --system-site-packages "$venv"
     fi
-    local stamp
-    stamp="$(source_stamp)"
-    if [ -x "$venv/bin/kiosk" ] && [ "$(cat "$opt/installed-from" 2>/dev/null)" = "$stamp" ]; then
+    # pip may add what apt lacks, never its own pygame (no KMS/DRM driver), numpy or Pillow.
+    pin_apt_builds "$venv"
+    local stamp installed=0
+    stamp="$({ source_stamp; cat "$venv/apt-constraints.txt" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)"
+    if [ -x "$venv/bin/kiosk" ] && [ "$pins_changed" = 0 ] && [ "$(cat "$opt/installed-from" 2>/dev/null)" = "$stamp" ]; then
         unchanged "the kiosk program in $venv"
     else
-        change "installing the kiosk program into $venv"
-        run "$venv/bin/pip" install --quiet --disable-pip-version-check "$here"
+        change "installing the kiosk program into $venv (pip pinned to apt's builds)"
+        run "$venv/bin/pip" install --quiet --disable-pip-version-check -c "$venv/apt-constraints.txt" "$here"
+        installed=1
+    fi
+    check_apt_builds "$venv"
+    if [ "$installed" = 1 ]; then
         if [ "$dry_run" = 1 ]; then
             printf '    would write: %s\n' "$opt/installed-from"
         else
             printf '%s\n' "$stamp" >"$opt/installed-from"
-            # pip may have put a PyPI pygame in the venv, which lacks the KMS/DRM video driver.
-            if ! "$venv/bin/python" -c 'import pygame, sys; sys.exit(not pygame.__file__.startswith("/usr/"))' 2>/dev/null; then
-                warn "$venv has its own pygame, not Raspberry Pi OS's python3-pygame: full screen on Lite needs the apt build (KMS/DRM)"
-            fi
         fi
     fi
     ensure_file "$here/docs/deploy.md" "$opt/deploy.md" 0644
@@ -348,9 +477,20 @@ install_config() {
 }
 
 install_units() {
-    local units_changed=0
+    local units_changed=0 dropin
     ensure_file "$here/systemd/kiosk.service" "$units/kiosk.service" 0644
     units_changed=$((units_changed + changed))
+    # The thermometer's bus and the camera as systemd devices, which the kiosk starts after (a
+    # missing one holds it back no longer than the drop-in's JobRunningTimeoutSec=).
+    ensure_file "$here/systemd/70-kiosk.rules" "$udev_rules" 0644
+    if [ "$changed" = 1 ] && command -v udevadm >/dev/null; then
+        run udevadm control --reload
+        run udevadm trigger --action=change --subsystem-match=i2c-dev --subsystem-match=video4linux
+    fi
+    for dropin in "${device_dropins[@]}"; do
+        ensure_file "$here/systemd/device-wait.conf" "$dropin" 0644
+        units_changed=$((units_changed + changed))
+    done
     if is_desktop; then
         say "screen: the desktop session (Raspberry Pi OS with Desktop)"
         ensure_file "$here/systemd/desktop.conf" "$dropins/desktop.conf" 0644
@@ -393,7 +533,7 @@ check_installed() {
     say "checking $config"
     if [ "$dry_run" = 1 ]; then
         run "$kiosk" check-config "$config"
-        run runuser -u kiosk -- "$kiosk" selftest --config "$config"
+        selftest
         return 0
     fi
     "$kiosk" check-config "$config" || status=$?
@@ -405,21 +545,83 @@ check_installed() {
         warn "this kiosk version has no selftest: skipped"
     elif systemctl is-active --quiet kiosk.service 2>/dev/null; then
         say "selftest skipped: the service is running and holds the parts (docs/deploy.md says how to run it)"
-    else
-        say "selftest (as the kiosk user: its groups and devices)"
-        # From the data directory: lgpio makes its notification pipes in the current directory.
-        if ! (cd "$data" && runuser -u kiosk -- "$kiosk" selftest --config "$config"); then
-            warn "selftest found problems (above): check the wiring, the camera cable and the config"
-        fi
+    elif ! selftest; then
+        warn "selftest found problems (above): check the wiring, the camera cable, the config and the unit's devices"
     fi
+}
+
+# systemd manages this machine (sd_booted(): the folder exists only when systemd is PID 1).
+systemd_running() { [ -d "$root/run/systemd/system" ]; }
+
+# The [Service] settings of kiosk.service and its drop-ins that make the service's sandbox, one
+# "Key=value" a line, in the order systemd applies them: everything except how the service is
+# started, supervised and stopped (Type=notify would wait for a READY=1 the selftest never sends).
+# Read from the installed files (a dry run reads the ones it would install): the selftest's
+# sandbox cannot drift from the service's, and an operator's `systemctl edit kiosk` counts too.
+sandbox_properties() {
+    local files=() file section line pending key value
+    if [ "$dry_run" = 1 ] && [ ! -e "$units/kiosk.service" ]; then
+        files=("$here/systemd/kiosk.service")
+        if is_desktop; then files+=("$here/systemd/desktop.conf"); fi
+    else
+        files=("$units/kiosk.service")
+        for file in "$dropins"/*.conf; do [ -e "$file" ] && files+=("$file"); done
+    fi
+    for file in "${files[@]}"; do
+        section="" pending=""
+        while IFS= read -r line || [ -n "$line" ]; do
+            if [[ "$line" == *\\ ]]; then pending+="${line%\\} "; continue; fi
+            line="$pending$line" pending=""
+            line="${line#"${line%%[![:space:]]*}"}"
+            case "$line" in
+                ''|'#'*|';'*) continue ;;
+                '['*) section="$line"; continue ;;
+            esac
+            if [ "$section" != "[Service]" ] || [[ "$line" != *=* ]]; then continue; fi
+            key="${line%%=*}"
+            key="${key%"${key##*[![:space:]]}"}"
+            value="${line#*=}"
+            value="${value#"${value%%[![:space:]]*}"}"
+            case "$key" in
+                Type|NotifyAccess|Watchdog*|Timeout*|Restart*|Exec*|RemainAfterExit|PIDFile|BusName) continue ;;
+            esac
+            printf '%s=%s\n' "$key" "$value"
+        done <"$file"
+    done
+}
+
+# The closing selftest, run inside the service's sandbox when systemd runs the machine: same user,
+# devices, file system view and system calls as kiosk.service, so a device the unit does not allow
+# shows up now and not on the first visitor.
+selftest() {
+    local kiosk="$venv/bin/kiosk" args=() property
+    if ! systemd_running; then
+        say "selftest as the kiosk user (systemd is not running here, so outside the service's sandbox)"
+        # From the data directory: lgpio makes its notification pipes in the current directory.
+        if [ "$dry_run" = 1 ]; then
+            run runuser -u kiosk -- "$kiosk" selftest --config "$config"
+            return 0
+        fi
+        (cd "$data" && runuser -u kiosk -- "$kiosk" selftest --config "$config")
+        return
+    fi
+    say "selftest inside kiosk.service's sandbox (systemd-run with the unit's user, devices and protections)"
+    while IFS= read -r property; do args+=(-p "$property"); done < <(sandbox_properties)
+    run systemd-run --wait --pipe --collect --quiet --unit=kiosk-selftest "${args[@]}" \
+        "$kiosk" selftest --config "$config"
 }
 
 pi_install() {
     need_root install
-    local packages=(python3-venv python3-picamera2 python3-pygame python3-numpy python3-libgpiod
-        python3-lgpio fonts-wqy-microhei libzbar0 i2c-tools)
+    # picamera2 and pygame come from apt: the pip builds lack the camera bindings and the KMS/DRM
+    # driver; numpy and Pillow are the builds they were made against. SDL's KMS/DRM driver draws
+    # through EGL and GLES with Mesa's GPU drivers, which Lite lacks. Blinka's `import board` drives
+    # the pins with gpiod (libgpiod), lgpio or RPi.GPIO (rpi-lgpio: on every model, the Pi 5 too),
+    # depending on its version. docs/deploy.md has the table.
+    local packages=(python3-venv python3-picamera2 python3-pygame python3-numpy python3-pil
+        python3-libgpiod python3-lgpio python3-rpi-lgpio libgbm1 libegl1 libgles2 libgl1-mesa-dri
+        fonts-wqy-microhei libzbar0 i2c-tools)
     is_desktop && packages+=(x11-xserver-utils)
-    # picamera2 and pygame come from apt: the pip builds lack the camera bindings and the KMS/DRM driver.
     apt_install "${packages[@]}"
     boot_config
     # No console blanking, and no blinking text cursor on the console under the kiosk's screen.
@@ -455,7 +657,8 @@ pi_uninstall() {
         run systemctl disable --now kiosk.service
     fi
     local path removed=0
-    for path in "$units/kiosk.service" "$dropins" "$xhost_autostart" "$modules_conf" "$opt"; do
+    for path in "$units/kiosk.service" "$dropins" "${device_dropins[@]%/*}" "$udev_rules" "$xhost_autostart" \
+        "$modules_conf" "$opt"; do
         if [ -e "$path" ]; then
             change "removing $path"
             run rm -rf "$path"
@@ -502,4 +705,5 @@ fi
 case "$mode" in
     pi) pi_install ;;
     dev) dev_install ;;
+    pi-stack) pi_stack_install ;;
 esac

@@ -1,9 +1,11 @@
-"""The systemd units: `systemd-analyze verify` and `security`, their command lines, and the one
-hardening setting that depends on the kiosk's own code (MemoryDenyWriteExecute).
+"""The systemd units: `systemd-analyze verify` and `security`, their command lines, the devices
+the service may use and waits for, and the one hardening setting that depends on the kiosk's own
+code (MemoryDenyWriteExecute).
 
 `verify` needs the programs named in Exec*= to exist: the tests copy the units into a temporary
 folder and point /opt/kiosk/venv/bin/kiosk at a stand-in executable there; every other line is
-verified as shipped (drop-ins next to the unit, in kiosk.service.d/, are read too).
+verified as shipped (drop-ins next to the unit, in kiosk.service.d/ and in the device units'
+dev-*.device.d/, are read too).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd/kiosk.service"
 DESKTOP = REPO / "systemd/desktop.conf"
+UDEV_RULES = REPO / "systemd/70-kiosk.rules"
+DEVICE_WAIT = REPO / "systemd/device-wait.conf"
+# The devices kiosk.service waits for, as setup.sh installs their drop-ins.
+WAITED_FOR = {"/dev/i2c-1": "dev-i2c\\x2d1.device", "/dev/video0": "dev-video0.device"}
 INSTALLED_KIOSK = "/opt/kiosk/venv/bin/kiosk"
 KIOSK = Path(sys.executable).with_name("kiosk")
 
@@ -40,8 +46,9 @@ def settings(text: str) -> dict[str, list[str]]:
     return found
 
 
-def stage(tmp_path: Path, unit_text: str, dropins: dict[str, str] | None = None) -> Path:
-    """The unit in a temporary folder, its kiosk command pointing at an executable stand-in."""
+def stage(tmp_path: Path, unit_text: str, dropins: dict[str, str] | None = None, device_wait: str | None = None) -> Path:
+    """The unit in a temporary folder, its kiosk command pointing at an executable stand-in; with
+    device_wait, that drop-in for each device the unit waits for, as setup.sh installs it."""
     stand_in = tmp_path / "kiosk"
     stand_in.write_text("#!/bin/sh\nexit 0\n")
     stand_in.chmod(0o755)
@@ -50,6 +57,9 @@ def stage(tmp_path: Path, unit_text: str, dropins: dict[str, str] | None = None)
     for name, text in (dropins or {}).items():
         (tmp_path / "kiosk.service.d").mkdir(exist_ok=True)
         (tmp_path / "kiosk.service.d" / name).write_text(text)
+    for device in WAITED_FOR.values() if device_wait is not None else ():
+        (tmp_path / f"{device}.d").mkdir()
+        (tmp_path / f"{device}.d/kiosk.conf").write_text(device_wait)
     return unit
 
 
@@ -58,9 +68,15 @@ def verify(unit: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_service_verifies_without_a_single_warning(tmp_path: Path) -> None:
-    result = verify(stage(tmp_path, UNIT.read_text()))
+    result = verify(stage(tmp_path, UNIT.read_text(), device_wait=DEVICE_WAIT.read_text()))
     # Unknown or misplaced keys are only warnings for systemd: any output counts as a failure.
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_verify_reads_the_device_drop_ins(tmp_path: Path) -> None:
+    """The check above covers the devices' drop-ins too: a typo there is reported."""
+    result = verify(stage(tmp_path, UNIT.read_text(), device_wait="[Unit]\nJobRunningTimeoutSecs=20s\n"))
+    assert "Unknown key 'JobRunningTimeoutSecs'" in result.stdout + result.stderr
 
 
 def test_the_service_with_the_desktop_drop_in_verifies(tmp_path: Path) -> None:
@@ -104,10 +120,59 @@ def test_the_service_is_a_watchdogged_notify_service_with_only_its_devices() -> 
     assert unit["DevicePolicy"] == ["closed"]
     assert "PrivateDevices" not in unit
     assert sorted(unit["DeviceAllow"]) == sorted([
-        "/dev/i2c-1 rw", "char-gpiochip rw", "char-video4linux rw", "char-media rw", "char-dma_heap rw", "char-drm rw",
+        "char-i2c rw", "char-gpiochip rw", "char-video4linux rw", "char-media rw", "char-dma_heap rw", "char-drm rw",
+        "char-input r",
     ])
     assert unit["ReadWritePaths"] == ["/var/lib/kiosk"] and unit["ProtectSystem"] == ["strict"]
     assert unit["CapabilityBoundingSet"] == [""]
+
+
+# The device classes the Raspberry Pi kernel registers (the names /proc/devices lists), and where.
+KERNEL_CLASSES = {
+    "i2c": "drivers/i2c/i2c-dev.c: register_chrdev_region(..., I2C_MINORS, \"i2c\"): /dev/i2c-*",
+    "gpiochip": "drivers/gpio/gpiolib.h: GPIOCHIP_NAME \"gpiochip\": /dev/gpiochip*",
+    "video4linux": "drivers/media/v4l2-core/v4l2-dev.c: VIDEO_NAME: /dev/video*, /dev/v4l-subdev*",
+    "media": "drivers/media/mc/mc-devnode.c: MEDIA_NAME \"media\": /dev/media*",
+    "dma_heap": "drivers/dma-buf/dma-heap.c: DEVNAME \"dma_heap\": /dev/dma_heap/*",
+    "drm": "drivers/gpu/drm/drm_drv.c: register_chrdev(DRM_MAJOR, \"drm\", ...): /dev/dri/*",
+    "input": "drivers/input/input.c: register_chrdev_region(..., \"input\"): /dev/input/event*",
+}
+
+
+def test_every_device_class_is_one_the_kernel_registers() -> None:
+    """DeviceAllow=char-NAME must name a line of /proc/devices, or systemd allows nothing. Classes,
+    not paths: a path is looked up once, when the service starts, so a device that appears later
+    (the thermometer plugged in, a camera driver slow to load) would stay forbidden until a restart."""
+    allowed = [entry.split() for entry in settings(UNIT.read_text())["DeviceAllow"]]
+    assert all(device.startswith("char-") for device, _ in allowed)
+    assert {device.removeprefix("char-") for device, _ in allowed} == set(KERNEL_CLASSES)
+    # The classes with a fixed major number: where this machine's kernel has one, /proc/devices
+    # lists it under the same name as on the Pi.
+    chars = Path("/proc/devices").read_text().split("Block devices:")[0].splitlines()[1:]
+    registered = dict(line.split(None, 1) for line in chars if line.strip())
+    for major, name in {"13": "input", "81": "video4linux", "89": "i2c", "226": "drm"}.items():
+        assert registered.get(major, name).strip() == name
+    # Touches are only read: SDL opens /dev/input/event* read-only and never writes to them.
+    assert dict(allowed)["char-input"] == "r"
+
+
+def test_the_service_waits_for_its_devices_but_not_for_long(tmp_path: Path) -> None:
+    """The udev rule tags the thermometer's bus and the camera for systemd; the unit wants and is
+    ordered after exactly those device units; each waits at most 20 s (not systemd's 90 s)."""
+    unit = settings(UNIT.read_text())
+    rules = [line for line in UDEV_RULES.read_text().splitlines() if line and not line.startswith("#")]
+    tagged = {"/dev/" + line.split('KERNEL=="')[1].split('"')[0] for line in rules if 'TAG+="systemd"' in line}
+    assert tagged == set(WAITED_FOR)
+    for path, name in WAITED_FOR.items():
+        # systemd's own name for the device's unit.
+        escaped = subprocess.run(["systemd-escape", "--path", "--suffix=device", path], capture_output=True, text=True)
+        assert escaped.stdout.strip() == name
+    wants = [word for line in unit["Wants"] for word in line.split() if word.endswith(".device")]
+    after = [word for line in unit["After"] for word in line.split() if word.endswith(".device")]
+    assert sorted(wants) == sorted(after) == sorted(WAITED_FOR.values())
+    # Wants=, not Requires= or BindsTo=: a missing device must not stop the kiosk from starting.
+    assert not {"Requires", "BindsTo", "Requisite"} & set(unit)
+    assert settings(DEVICE_WAIT.read_text()) == {"JobRunningTimeoutSec": ["20s"]}
 
 
 def test_the_units_command_lines_work_with_the_shipped_config(tmp_path: Path) -> None:
