@@ -192,3 +192,53 @@ def test_scan_files_reports_each_file(tmp_path) -> None:
     assert rows[5]["codes"] == [] and rows[5]["error"]
     for row in rows:  # each becomes one JSON line of `kiosk scan`
         assert json.loads(json.dumps(row, ensure_ascii=False)) == row
+
+
+def scan_with_deadline(paths: list, seconds: float = 20) -> list[dict]:
+    """scan_files in a thread: a file that makes it wait fails the test instead of hanging it."""
+    import threading
+
+    rows: list[dict] = []
+    thread = threading.Thread(target=lambda: rows.extend(scan_files(paths)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"kiosk scan hung on {paths}"
+    return rows
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge picture (no pixels follow): Pillow reads the size first."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_a_fifo_or_a_device_is_refused_at_once(tmp_path) -> None:
+    import os
+
+    fifo = tmp_path / "camera.fifo"
+    os.mkfifo(fifo)
+    good = tmp_path / "code.png"
+    segno.make_qr("HCP1:AFTER-THE-FIFO").save(good, scale=6)
+    rows = scan_with_deadline([fifo, "/dev/zero", good])
+    assert rows[0]["codes"] == [] and "not a regular file (a FIFO)" in rows[0]["error"]
+    assert rows[1]["codes"] == [] and "not a regular file (a character device)" in rows[1]["error"]
+    assert rows[2] == {"file": str(good), "codes": ["HCP1:AFTER-THE-FIFO"]}
+
+
+def test_a_huge_file_or_picture_is_refused_without_reading_it_all(tmp_path) -> None:
+    from kiosk.sensors import scanner as scanner_module
+
+    big = tmp_path / "big.png"
+    with open(big, "wb") as handle:  # sparse: larger than the limit, costs no disk
+        handle.write(huge_png_header(100, 100))
+        handle.truncate(scanner_module.MAX_FILE_BYTES + 1)
+    wide = tmp_path / "wide.png"
+    wide.write_bytes(huge_png_header(9000, 9000))
+    rows = scan_with_deadline([big, wide])
+    assert rows[0]["codes"] == [] and "larger than 64 MB" in rows[0]["error"]
+    assert rows[1]["codes"] == [] and "9000 x 9000 pixels" in rows[1]["error"]

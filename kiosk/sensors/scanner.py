@@ -16,8 +16,11 @@ DecoderMissing, naming the package to install.
 from __future__ import annotations
 
 import importlib
+import io
 import logging
-from collections.abc import Iterable, Iterator
+import os
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from kiosk.errors import KioskError
+from kiosk.sensors.qrpipeline import STAGES, ReadingPipeline, split_image
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +77,15 @@ class Scanner:
     installed stops at start-up with a clear message rather than on the first visitor.
     """
 
-    def __init__(self, decoder: Decoder = "zxing") -> None:
+    def __init__(self, decoder: Decoder = "zxing", stages: Sequence[str] = STAGES) -> None:
         if decoder not in DECODERS:
             raise KioskError(f"camera.decoder: unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
         self.decoder: Decoder = decoder
         self._lib = self._load(decoder)
+        self.last_stage: str | None = None
         if decoder == "zxing":
-            self._formats = self._lib.BarcodeFormat.QRCode
+            # zxing-cpp reads through the pipeline: one cheap pass, harder passes only where a code is.
+            self._pipeline = ReadingPipeline(self._lib, stages)
             self._read = self._read_zxing
         else:
             self._symbols = [self._lib.ZBarSymbol.QRCODE]
@@ -96,50 +102,128 @@ class Scanner:
                 f"QR decoder {decoder!r} is not available ({exc}); install it: {_INSTALL_HINT[decoder]}"
             ) from exc
 
-    def scan(self, frame: np.ndarray) -> list[str]:
-        """The text of every QR code found in `frame` (2-D uint8 grayscale); [] when none."""
+    def scan(self, frame: np.ndarray, main: np.ndarray | None = None) -> list[str]:
+        """The text of every QR code found in `frame` (2-D uint8 grayscale); [] when none.
+
+        `main` is the same view at full resolution (the camera's main stream), when there is one:
+        a code located but not read in `frame` is read again from it.
+        """
+        self.last_stage = None
         gray = _as_gray(frame)
         if gray is None:
             log.debug("not a grayscale picture: %r", getattr(frame, "shape", type(frame)))
             return []
+        full = _as_gray(main) if main is not None else None
         try:
-            return self._read(gray)
+            return self._read(gray, full)
         except Exception:  # a decoder hiccup on one frame must not stop the camera loop
             log.warning("QR decoder %s failed on a %sx%s frame", self.decoder, gray.shape[1], gray.shape[0], exc_info=True)
             return []
 
-    def _read_zxing(self, gray: np.ndarray) -> list[str]:
-        found = self._lib.read_barcodes(gray, formats=self._formats)
-        return [payload_text(b.bytes) for b in found]
+    def scan_image(self, image: np.ndarray) -> list[str]:
+        """The codes in a whole picture, read as the camera's streams would show it (`kiosk scan`).
 
-    def _read_pyzbar(self, gray: np.ndarray) -> list[str]:
+        A picture larger than the lores stream is scaled down to it for the first passes, and the
+        picture itself serves as the full-resolution main stream; see `split_image`.
+        """
+        gray = _as_gray(image)
+        if gray is None:
+            return []
+        lores, main = split_image(gray)
+        return self.scan(lores, main)
+
+    def _read_zxing(self, gray: np.ndarray, main: np.ndarray | None) -> list[str]:
+        reading = self._pipeline.read(gray, main)
+        self.last_stage = reading.stage
+        return [payload_text(code) for code in reading.codes]
+
+    def _read_pyzbar(self, gray: np.ndarray, main: np.ndarray | None) -> list[str]:
         # pyzbar copies the pixels with tobytes(), which also makes a strided view contiguous.
         found = self._lib.decode(gray, symbols=self._symbols)
         return [payload_text(d.data) for d in found]
+
+
+# `kiosk scan` reads at most this much of a file, and decodes at most this many pixels (a 48 MP
+# phone photo is 8000 x 6000); what is bigger is refused with a line saying so.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+class _Unreadable(Exception):
+    """Why a file is not read; the text goes into the file's "error"."""
+
+
+def _not_regular(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+    return f"not a regular file ({kind}): only image files are read"
+
+
+def _read_bounded(path: str | Path) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES; never blocks on a FIFO or a device."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise _Unreadable("no such file") from None
+    except OSError as exc:
+        raise _Unreadable(f"cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the name
+        raise _Unreadable("no such file") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _Unreadable(_not_regular(info.st_mode))
+    too_big = _Unreadable(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not read")
+    if info.st_size > MAX_FILE_BYTES:
+        raise too_big
+    try:
+        # O_NONBLOCK: a FIFO swapped in after the check cannot hold the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _Unreadable(f"cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        opened = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(opened):
+            raise _Unreadable(_not_regular(opened))
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise _Unreadable(f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise too_big
+    return data
+
+
+def _gray_image(path: str | Path) -> np.ndarray:
+    data = _read_bounded(path)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise _Unreadable(f"{width} x {height} pixels is more than {MAX_PIXELS // 1_000_000} million: "
+                                  "scale the picture down")
+            return np.asarray(image.convert("L"))
+    except UnidentifiedImageError:
+        raise _Unreadable("not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _Unreadable(f"cannot read image: {exc}") from None
 
 
 def scan_files(paths: Iterable[str | Path], decoder: Decoder = "zxing") -> Iterator[dict[str, Any]]:
     """For each image file: {"file": path, "codes": [...]}, plus "error" when it cannot be read.
 
     One bad file does not stop the others; the `kiosk scan IMAGE...` command prints each dict as
-    a JSON line.
+    a JSON line. Only regular files are read (a FIFO or a device such as /dev/zero is refused at
+    once, never waited on), up to MAX_FILE_BYTES and MAX_PIXELS.
     """
     scanner = Scanner(decoder)
     for path in paths:
         name = str(path)
         try:
-            with Image.open(path) as image:
-                gray = np.asarray(image.convert("L"))
-        except FileNotFoundError:
-            yield {"file": name, "codes": [], "error": "no such file"}
+            gray = _gray_image(path)
+        except _Unreadable as exc:
+            yield {"file": name, "codes": [], "error": str(exc)}
             continue
-        except IsADirectoryError:
-            yield {"file": name, "codes": [], "error": "is a directory"}
-            continue
-        except UnidentifiedImageError:
-            yield {"file": name, "codes": [], "error": "not an image Pillow can read"}
-            continue
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            yield {"file": name, "codes": [], "error": f"cannot read image: {exc}"}
-            continue
-        yield {"file": name, "codes": scanner.scan(gray)}
+        yield {"file": name, "codes": scanner.scan_image(gray)}

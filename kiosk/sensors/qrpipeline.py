@@ -1,0 +1,207 @@
+"""The QR reading pipeline: a cheap pass over every frame, harder passes only where a code is.
+
+Most frames hold no code (nobody at the kiosk), so the first pass must stay cheap; a frame with a
+code the first pass reads costs no more than one decoder call. Only when the first pass reads
+nothing does the pipeline look further, and only where a code probably is:
+
+1. ``frame``: zxing-cpp on the whole low-resolution frame, QR only, with its own rotation,
+   downscale and inversion tries. It is asked for the symbols it located but could not decode
+   too (``return_errors``): their corners say where a code is.
+2. ``locate``: when the first pass located nothing, zxing-cpp's global-histogram binariser on
+   the whole frame (about a third of the first pass's cost). It reads some low-contrast codes
+   outright and locates others for the passes below.
+3. ``main_crop``: when the camera's full-resolution main stream is at hand (Picamera2 delivers both
+   streams of one exposure), the located region cut out of it: the same code with two to four
+   times the pixels per module.
+4. ``crop_upscale``: the located region of the low-resolution frame, enlarged (bicubic) so each
+   module spans several pixels: small codes and blurred codes, whose modules are one or two
+   pixels wide, are read there.
+5. ``crop_sharpen``: the enlarged region once more, through an unsharp mask: defocus and hand
+   shake that spread each module into its neighbours.
+6. ``crop_global``: the located region with the global-histogram binariser: uneven light and
+   glare that the default local-average binariser breaks up.
+
+``bench/scanner.py`` measures what each pass adds and costs; passes that did not pay (contrast
+equalisation of the crop, a blur before the read, a whole-frame enlargement, a fixed
+threshold, the global binariser on an enlarged crop) are not here. Only zxing-cpp options that every supported release has are used
+(``return_errors``, ``binarizer``, ``Barcode.valid`` and ``position`` since zxing-cpp 2.2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+log = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("frame", "locate", "main_crop", "crop_upscale", "crop_sharpen", "crop_global")
+
+# Regions looked at harder per frame; a frame rarely holds more than one code.
+MAX_REGIONS = 2
+# Margin added around a located symbol, as a fraction of its side: the corners of a symbol that
+# failed to decode are approximate, and the decoder wants some quiet zone.
+MARGIN = 0.25
+# The enlarged crop's longer side is kept at or under this many pixels (cost grows with area).
+MAX_UPSCALED_SIDE = 720
+# Lores sizes the pipeline assumes when an image is handed to it whole (`kiosk scan`).
+LORES_SIZE = (640, 480)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A box in lores pixel coordinates: x0, y0 inclusive; x1, y1 exclusive."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def side(self) -> int:
+        return max(self.x1 - self.x0, self.y1 - self.y0)
+
+    def cut(self, image: np.ndarray, scale_x: float = 1.0, scale_y: float = 1.0) -> np.ndarray:
+        h, w = image.shape[:2]
+        x0, x1 = max(0, int(self.x0 * scale_x)), min(w, int(np.ceil(self.x1 * scale_x)))
+        y0, y1 = max(0, int(self.y0 * scale_y)), min(h, int(np.ceil(self.y1 * scale_y)))
+        return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
+@dataclass
+class Reading:
+    """What the pipeline read in one frame: the payloads (raw bytes) and the pass that read them."""
+
+    codes: list[bytes] = field(default_factory=list)
+    stage: str | None = None
+    regions: int = 0
+
+
+def _region_of(position: Any, width: int, height: int) -> Region:
+    points = (position.top_left, position.top_right, position.bottom_right, position.bottom_left)
+    xs = [p.x for p in points]
+    ys = [p.y for p in points]
+    side = max(max(xs) - min(xs), max(ys) - min(ys), 8)
+    pad = side * MARGIN
+    return Region(max(0, int(min(xs) - pad)), max(0, int(min(ys) - pad)),
+                  min(width, int(max(xs) + pad) + 1), min(height, int(max(ys) + pad) + 1))
+
+
+def _overlaps(a: Region, b: Region) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _enlarge(crop: np.ndarray, factor: float) -> np.ndarray:
+    h, w = crop.shape
+    size = (max(8, round(w * factor)), max(8, round(h * factor)))
+    return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC))
+
+
+def upscale_factor(side: int) -> float:
+    """How much a located region of `side` lores pixels is enlarged: 3x small ones, never past MAX_UPSCALED_SIDE."""
+    if side <= 0:
+        return 1.0
+    return max(1.0, min(3.0, MAX_UPSCALED_SIDE / side))
+
+
+def split_image(gray: np.ndarray, lores_size: tuple[int, int] = LORES_SIZE) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image as the camera would deliver it: (lores frame, main frame or None).
+
+    A picture larger than the lores stream is scaled down to fit it (as the camera's ISP scales
+    the lores stream), and the picture itself plays the full-resolution main stream; a picture
+    that fits is the lores frame itself.
+    """
+    h, w = gray.shape
+    lw, lh = lores_size
+    if w <= lw and h <= lh:
+        return gray, None
+    scale = min(lw / w, lh / h)
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    lores = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
+    return lores, gray
+
+
+class ReadingPipeline:
+    """Reads the QR codes of one frame with zxing-cpp, pass by pass (see the module's docstring).
+
+    `zxing` is the imported zxingcpp module; `stages` picks the passes (all by default; the
+    benchmark switches them on one by one to measure what each adds).
+    """
+
+    def __init__(self, zxing: Any, stages: Sequence[str] = STAGES) -> None:
+        stages = tuple(stages)
+        unknown = set(stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
+        self._z = zxing
+        self.stages = tuple(s for s in STAGES if s in stages)
+        self._formats = self._qr = zxing.BarcodeFormat.QRCode
+        self._global = zxing.Binarizer.GlobalHistogram
+
+    def _read(self, image: np.ndarray, **options: Any) -> tuple[list[bytes], list[tuple[bool, Any]]]:
+        """(payloads of valid symbols, where symbols were located but failed to decode)."""
+        found = self._z.read_barcodes(image, formats=self._formats, return_errors=True, **options)
+        good = [bytes(b.bytes) for b in found if b.valid]
+        # (is a plain QR code, corners): zxing-cpp 3 counts Micro QR and rMQR as QR too, and their
+        # failed detections are mostly parts of a real QR code or of the scene.
+        bad = [(b.format == self._qr, b.position) for b in found if not b.valid]
+        return good, bad
+
+    def read(self, frame: np.ndarray, main: np.ndarray | None = None) -> Reading:
+        """The codes in `frame` (2-D uint8 lores), using `main` (same view, more pixels) if given."""
+        height, width = frame.shape
+        positions: list[tuple[bool, Any]] = []
+        if "frame" in self.stages:
+            codes, positions = self._read(frame)
+            if codes:
+                return Reading(_unique(codes), "frame")
+        if not positions and "locate" in self.stages:
+            codes, positions = self._read(frame, binarizer=self._global)
+            if codes:
+                return Reading(_unique(codes), "locate")
+        # Largest first (QR before Micro QR): a failed symbol inside a larger one is usually a
+        # misread part of it.
+        located = [(not is_qr, _region_of(p, width, height)) for is_qr, p in positions]
+        regions: list[Region] = []
+        for _, region in sorted(located, key=lambda item: (item[0], -item[1].side)):
+            if not any(_overlaps(region, r) for r in regions):
+                regions.append(region)
+        regions = regions[:MAX_REGIONS]
+        reading = Reading(regions=len(regions))
+        for region in regions:
+            for stage in self.stages:
+                codes = self._read_region(stage, region, frame, main)
+                if codes:
+                    reading.codes.extend(codes)
+                    reading.stage = reading.stage or stage
+                    break
+        reading.codes = _unique(reading.codes)
+        return reading
+
+    def _read_region(self, stage: str, region: Region, frame: np.ndarray, main: np.ndarray | None) -> list[bytes]:
+        if stage == "main_crop":
+            if main is None:
+                return []
+            crop = region.cut(main, main.shape[1] / frame.shape[1], main.shape[0] / frame.shape[0])
+            codes, _ = self._read(crop)
+            return codes
+        if stage == "crop_upscale":
+            crop = region.cut(frame)
+            codes, _ = self._read(_enlarge(crop, upscale_factor(region.side)))
+            return codes
+        if stage == "crop_sharpen":
+            enlarged = Image.fromarray(_enlarge(region.cut(frame), upscale_factor(region.side)))
+            codes, _ = self._read(np.asarray(enlarged.filter(ImageFilter.UnsharpMask(2, 100, 2))))
+            return codes
+        if stage == "crop_global":
+            codes, _ = self._read(region.cut(frame), binarizer=self._global)
+            return codes
+        return []
+
+
+def _unique(codes: list[bytes]) -> list[bytes]:
+    return list(dict.fromkeys(codes))
