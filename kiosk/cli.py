@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from kiosk import __version__
-from kiosk.config import DEFAULT_CONFIG_PATH, ConfigError, load
+from kiosk.config import DEFAULT_CONFIG_PATH, ConfigError, load, load_overrides
+from kiosk.datadir import make_private_dir
 from kiosk.errors import KioskError
+from kiosk.printable import printable
 
 EXIT_USAGE = 2
 EXIT_RESTART = 75  # the config changed in a way only a restart applies (EX_TEMPFAIL)
@@ -28,12 +30,19 @@ EPILOG = """examples:
 """
 
 
+class PrintableFormatter(logging.Formatter):
+    """One log record, one line: control characters in the message (a collector's error text, say)
+    are escaped, so no server can forge a journal line or send escapes to a terminal. A traceback
+    still follows on its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
 
 
 def _config_or_exit(path: Path):
@@ -42,6 +51,14 @@ def _config_or_exit(path: Path):
     except ConfigError as exc:
         print(f"kiosk: config error in {exc.source}: " + "; ".join(exc.problems), file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+
+
+def _make_data_dir(path: Path) -> None:
+    """The data folder, made the kiosk's alone (0700) if it has to be created, before any part writes there."""
+    try:
+        make_private_dir(path)
+    except OSError as exc:
+        raise KioskError(f"kiosk.data_dir: cannot create {path}: {exc.strerror or exc}") from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -63,6 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kiosk.reload import ConfigWatcher
     from kiosk.runtime import StatusReporter
 
+    _make_data_dir(config.kiosk.data_dir)
     parts = build_parts(config)
     kiosk = Kiosk(config, parts)
     watcher = ConfigWatcher(args.config, config, kiosk.request_config)
@@ -85,6 +103,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kiosk.sim.scenario import SCRIPT
 
     try:
+        if args.config is not None:
+            # A bad file stops the demo before anything starts.
+            data_dir = load_overrides(args.config).get("kiosk", {}).get("data_dir")
+            if data_dir:
+                _make_data_dir(Path(data_dir))
         summary = run_demo(
             visitors=len(SCRIPT) if args.visitors is None else args.visitors,
             headless=args.headless,
@@ -250,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KioskError as exc:
-        print(f"kiosk: {exc}", file=sys.stderr)
+        print(printable(f"kiosk: {exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

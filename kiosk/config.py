@@ -2,20 +2,30 @@
 
 Every section is a pydantic model that forbids unknown keys, so a typo made over SSH fails loudly.
 Errors are reported one per line with the full key path: ``thermometer.fever_c: must be <= 42 (got 73)``.
+The value is never echoed for a setting that can hold a secret (every token, trust.operator_key, any
+SecretStr or *token*/*key*/*password* name) or a URL, so a pasted private key stays out of the
+terminal, the journal and `kiosk status`. Beyond types and ranges, the scheme refuses what would
+only fail later: a token sent in the clear to another host, a data_dir that is a file or under
+/proc, a NUL in a path, a screen.font that is not a font file, TOML nested too deeply to read.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import os
 import re
-from collections.abc import Mapping
+import stat
 import tomllib
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from kiosk.errors import ConfigError
 
@@ -38,6 +48,98 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+def _no_nul(value: str) -> str:
+    # The operating system cannot take a path with a NUL in it (Python raises ValueError).
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return value
+
+
+PathText = Annotated[str, AfterValidator(_no_nul)]
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for this device itself: 127.0.0.0/8, ::1 or localhost."""
+    host = host.lower()
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked_token(token: SecretStr, info: ValidationInfo) -> SecretStr:
+    """A token is refused where it would leak: in the clear to another host, or able to break its header."""
+    value = token.get_secret_value()
+    if not value:
+        return token
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must be one line without control characters (check for a pasted line break)")
+    url = info.data.get("url")  # declared before the token: absent only when the url itself was wrong
+    if isinstance(url, str) and url.lower().startswith("http://"):
+        host = urlsplit(url).hostname or ""
+        if not is_loopback_host(host):
+            raise ValueError(f"would be sent in the clear to {host}: the url must be https:// "
+                             "(plain http:// only to this device: 127.0.0.1, ::1 or localhost), "
+                             "or the token left empty")
+    return token
+
+
+KERNEL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _data_dir_problem(path: Path) -> str | None:
+    """Why the kiosk could not keep its files in ``path`` (None: it can, or will create it)."""
+    real = Path(os.path.realpath(path))
+    for kernel in KERNEL_FILE_SYSTEMS:
+        if real == kernel or kernel in real.parents:
+            where = "is" if real == Path(os.path.abspath(path)) else f"leads to {real},"
+            return f"{where} under {kernel}, a kernel file system, not a place for the kiosk's files"
+    probe = real
+    while True:  # the folder, or the nearest part of its path that exists, must be a folder
+        try:
+            info = os.stat(probe)
+        except (FileNotFoundError, NotADirectoryError):
+            if probe.parent == probe:
+                return None
+            probe = probe.parent
+            continue
+        except OSError:
+            return None  # not visible to this user; the kiosk's own user may well reach it
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        what = "a file, not a folder" if stat.S_ISREG(info.st_mode) else "not a folder"
+        return f"is {what}" if probe == real else f"{probe} is {what}"
+
+
+# The first bytes of TrueType, OpenType and TrueType collection files (what pygame's FreeType reads).
+_FONT_SIGNATURES = (b"\x00\x01\x00\x00", b"true", b"typ1", b"OTTO", b"ttcf")
+
+
+def font_problem(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be screen.font; None when it looks like a font or is missing
+    (a missing font is reported when the screen opens: it may be installed after the config is written)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not a font file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head not in _FONT_SIGNATURES:
+        return "is not a TrueType or OpenType font file (.ttf, .otf or .ttc)"
+    return None
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -50,6 +152,19 @@ class KioskSection(Section):
     verdict_s: Annotated[float, Field(ge=0.5, le=30)] = 3.0
     prompt_after_s: Annotated[float, Field(ge=1, le=60)] = 6.0
     abandon_after_s: Annotated[float, Field(ge=2, le=300)] = 20.0
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_text(cls, value: Any) -> Any:
+        return _no_nul(value) if isinstance(value, str) else value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_usable(cls, value: Path) -> Path:
+        problem = _data_dir_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _abandon_after_prompt(self) -> "KioskSection":
@@ -100,7 +215,7 @@ class CameraSection(Section):
     fps: Annotated[float, Field(ge=1, le=60)] = 15.0
     # Lens focus distance on cameras with autofocus: a phone held out ~0.3 m; 0 = continuous autofocus.
     focus_m: Annotated[float, Field(ge=0, le=1.0)] = 0.3
-    path: str = ""
+    path: PathText = ""
     decoder: Literal["zxing", "pyzbar"] = "zxing"
 
     @field_validator("focus_m")
@@ -122,6 +237,8 @@ class PlatformSection(Section):
     breaker_failures: Annotated[int, Field(ge=1, le=100)] = 3
     breaker_cooldown_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
 
+    _token_safe = field_validator("token")(_checked_token)
+
 
 PlatformColour = Literal["green", "yellow", "red"]
 
@@ -134,6 +251,8 @@ class OtherPlatform(Section):
     pattern: Annotated[str, Field(max_length=256)] = ""
     url: HttpUrl
     token: SecretStr = SecretStr("")
+
+    _token_safe = field_validator("token")(_checked_token)
 
     @model_validator(mode="after")
     def _prefix_or_pattern(self) -> "OtherPlatform":
@@ -179,6 +298,8 @@ def _public_key_problem(text: str) -> str | None:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
     from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
+    if "PRIVATE KEY" in text:
+        return "this is a private key: give the operator's public key (the private key stays with the operator)"
     try:
         if "-----BEGIN" in text:
             key = load_pem_public_key(text.encode("ascii"))
@@ -217,12 +338,14 @@ class UpstreamSection(Section):
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 200
     interval_s: Annotated[float, Field(ge=0.1, le=3600)] = 2.0
     gzip: bool = True
-    ca_bundle: str = ""
+    ca_bundle: PathText = ""
     max_batch_bytes: Annotated[int, Field(ge=4096, le=8 * 1024 * 1024)] = 1024 * 1024
     max_retry_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
     urgent_reasons: tuple[Annotated[str, Field(pattern=r"^[a-z_]+$")], ...] = ("yellow_code", "red_code", "fever")
     retention_days: Annotated[float, Field(ge=1, le=3650)] = 30.0
     min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+
+    _token_safe = field_validator("token")(_checked_token)
 
 
 class LightsSection(Section):
@@ -249,8 +372,16 @@ class ScreenSection(Section):
     width: Annotated[int, Field(ge=320, le=3840)] = 800
     height: Annotated[int, Field(ge=240, le=2160)] = 480
     fps: Annotated[float, Field(ge=5, le=60)] = 30.0
-    font: str = ""
+    font: PathText = ""
     temperature_unit: Literal["C", "F"] = "C"
+
+    @field_validator("font")
+    @classmethod
+    def _font_file(cls, value: str) -> str:
+        problem = font_problem(Path(value).expanduser()) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class Config(Section):
@@ -281,6 +412,38 @@ class Config(Section):
         return self.kiosk.data_dir / "replay.db"
 
 
+def _annotation_types(annotation: Any) -> list[Any]:
+    """The plain types inside an annotation: ``tuple[X, ...]`` and ``Annotated[Y, ...]`` give X and Y."""
+    found = [annotation]
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) or typing.get_origin(arg) is not None:
+            found += _annotation_types(arg)
+    return found
+
+
+def _secret_fields(model: type[BaseModel]) -> set[str]:
+    """The names of every SecretStr setting in the scheme, nested sections and lists included."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        for kind in _annotation_types(field.annotation):
+            if kind is SecretStr:
+                names.add(name)
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                names |= _secret_fields(kind)
+    return names
+
+
+SECRET_FIELDS = frozenset(_secret_fields(Config))
+# Settings that can hold a secret by their name, whatever their type (trust.operator_key is public in
+# intent, but a private key pasted there by mistake is not).
+_SECRET_NAME = re.compile(r"token|key|passw|secret|credential", re.I)
+
+
+def holds_secret(loc: tuple[Any, ...]) -> bool:
+    """True when the setting at this key path can hold a secret: its value is never shown."""
+    return any(isinstance(part, str) and (part in SECRET_FIELDS or _SECRET_NAME.search(part)) for part in loc)
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     path = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
@@ -289,9 +452,19 @@ def _describe(error: Mapping[str, Any]) -> str:
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
+    value = error.get("input")
+    if holds_secret(tuple(error["loc"])):
+        # Neither echoed nor quoted in the message: a token or a pasted private key stays out of
+        # the terminal, the journal and `kiosk status`.
+        text = value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) else ""
+        if len(text) >= 4 and text in message:
+            message = message.replace(text, "(the value)")
+        if kind == "string_type" and isinstance(value, (int, float)):
+            message += " (write it in quotes)"
+        return f"{path}: {message}"
     # A URL is not echoed back: a mistaken one may hold a password.
-    if kind not in ("missing", "model_type") and not path.endswith("url") and not isinstance(error.get("input", {}), (dict, list)):
-        message += f" (got {error['input']!r})"
+    if kind not in ("missing", "model_type") and not path.endswith("url") and not isinstance(value, (dict, list)):
+        message += f" (got {value!r})"
     return f"{path}: {message}"
 
 
@@ -303,12 +476,65 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
         raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
 
 
-def parse_text(text: str, source: str = "<config>") -> Config:
+def _nested_too_deep(text: str) -> str:
+    """The key whose value nests arrays or inline tables deepest: named when the TOML reader gave up.
+
+    A rough scan (strings and comments skipped, table headers followed), used only for the message.
+    """
+    table, key, where, depth, deepest = "", "", "", 0, 0
+    quote = ""  # the open string's delimiter: ", ', \"\"\" or '''
+    for line in text.splitlines():
+        rest = line
+        if not quote and depth == 0:
+            header = re.match(r"\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$", line)
+            if header:
+                table = header.group(1)
+                continue
+            assignment = re.match(r"\s*([^=#\[{]+?)\s*=(.*)$", line)
+            if assignment:
+                key, rest = re.sub(r"\s*\.\s*", ".", assignment.group(1)), assignment.group(2)
+        i = 0
+        while i < len(rest):
+            char = rest[i]
+            if quote:
+                if char == "\\" and quote[0] == '"':
+                    i += 2
+                    continue
+                if rest.startswith(quote, i):
+                    i += len(quote)
+                    quote = ""
+                    continue
+            elif char in "\"'":
+                quote = char * 3 if rest.startswith(char * 3, i) else char
+                i += len(quote)
+                continue
+            elif char == "#":
+                break
+            elif char in "[{":
+                depth += 1
+                if depth > deepest:
+                    deepest, where = depth, f"{table}.{key}" if table else key
+            elif char in "]}":
+                depth = max(0, depth - 1)
+            i += 1
+        if quote in ('"', "'"):  # a one-line string does not go on to the next line
+            quote = ""
+    return where or "(top level)"
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return parse(data, source)
+    except RecursionError:
+        # tomllib reads nested arrays and inline tables recursively; no real setting nests more than two.
+        raise ConfigError(source, [f"{_nested_too_deep(text)}: arrays or inline tables nested too deeply "
+                                   "to read (not a valid setting)"]) from None
+
+
+def parse_text(text: str, source: str = "<config>") -> Config:
+    return parse(_toml(text, source), source)
 
 
 def load(path: Path | str) -> Config:
@@ -326,11 +552,12 @@ def load_overrides(path: Path | str) -> dict[str, Any]:
     """A partial config file's raw settings, checked against the scheme (missing keys are fine)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    data = _toml(text, str(path))
     parse(data, str(path))
     return data
 

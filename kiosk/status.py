@@ -3,7 +3,8 @@
 The upload thread runs inside the daemon and saves its state in the event log (``sync_status``),
 so this command opens the file read-only and needs no connection to the daemon. It shows the
 backlog and its oldest event's age, the last successful upload, the last error, and the clock's
-state; never a token. It also sums up the last hour's temperatures (`kiosk.temperature_summary`).
+state; never a token, and no control characters from the collector's text. It also sums up the
+last hour's temperatures (`kiosk.temperature_summary`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kiosk.codes.clock import ClockCheck
 from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config
 from kiosk.errors import KioskError
+from kiosk.printable import printable_values
 from kiosk.sync.store import EventStore
 from kiosk.temperature_summary import WINDOW_S, summarise
 
@@ -61,7 +63,9 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
     except OSError:
         free_mb = None
     daemon_age = _age_s(saved.get("kiosk_updated_at"), now)
-    return {
+    # Text from the collector (last_error) and from devices comes back escaped: it cannot move the
+    # cursor, colour the screen, forge a line or reverse a word on the maintainer's terminal.
+    return printable_values({
         "kiosk_id": config.kiosk.id,
         "version": __version__,
         # The daemon saves a heartbeat at least every 30 s: older means it is not running.
@@ -98,7 +102,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "db_mb": round(size / 1e6, 1),
         "free_disk_mb": free_mb,
         "min_free_mb": config.upstream.min_free_mb,
-    }
+    })  # type: ignore[return-value]
 
 
 def _trust(config: Config, now: datetime) -> dict[str, Any] | str:

@@ -72,3 +72,15 @@ def test_upstream_runs_on_its_own(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_scan_of_a_fifo_or_a_device_answers_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "frames"
+    os.mkfifo(fifo)
+    result = kiosk("scan", str(fifo), "/dev/zero")  # used to wait forever on both
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(fifo), "/dev/zero"]
+    assert all(line["codes"] == [] and "not a regular file" in line["error"] for line in lines)

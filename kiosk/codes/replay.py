@@ -3,7 +3,7 @@
 A screenshot of a valid code passed to a friend, or one printed certificate handed back over the
 barrier, shows the same code twice. The guard remembers a keyed hash of each accepted code (never
 the code) with the time it was accepted, in memory or in a small SQLite file that survives a
-restart, and forgets it once the window has passed.
+restart (0600, like every file in the data folder), and forgets it once the window has passed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable
+
+from kiosk.datadir import make_private_dir, private_database
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ class ReplayGuard:
         self._db: sqlite3.Connection | None = None
         self._pruned_at = float("-inf")
         if path is not None and window_s > 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)  # 0700 when the kiosk creates it
+            private_database(path)  # 0600: the hashes are the kiosk's alone
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -18,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
 
+from kiosk.config import font_problem
 from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,15 @@ def _fontconfig_match() -> Path | None:
     return Path(found) if found else None
 
 
+# What loading or drawing with a broken font file raises (FreeType's errors come as pygame.error;
+# some files load and only fail on the first render).
+_FONT_ERRORS = (OSError, ValueError, RuntimeError, pygame.error)
+
+
 def _loads_with_cjk(path: Path) -> bool:
     try:
         return draws_cjk(pygame.font.Font(str(path), 32))
-    except (OSError, pygame.error) as exc:
+    except _FONT_ERRORS as exc:
         log.debug("cannot load font %s: %s", path, exc)
         return False
 
@@ -77,11 +83,16 @@ def find_font(configured: str = "", candidates: tuple[Path, ...] = KNOWN_CJK_FON
         path = Path(configured).expanduser()
         if not path.is_file():
             raise KioskError(f"screen.font: font file not found: {path}")
+        # Checked again here: the file may have changed since the config was validated.
+        problem = font_problem(path)
+        if problem:
+            raise KioskError(f"screen.font: {path} {problem}")
         try:
             font = pygame.font.Font(str(path), 32)
-        except (OSError, pygame.error) as exc:
+            cjk = draws_cjk(font)
+        except _FONT_ERRORS as exc:
             raise KioskError(f"screen.font: cannot load font {path}: {exc}") from None
-        if not draws_cjk(font):
+        if not cjk:
             log.warning("screen.font %s has no Chinese glyphs; Chinese text will show as boxes", path)
         return path
     for path in candidates:

@@ -17,6 +17,9 @@ them by name, with its reason). The upload order is lane, then seq: urgent refus
 the kiosk's own records, then routine events. ``sync_status`` holds the uploader's state, so
 ``kiosk status`` can read it from another process.
 
+The file (with its -wal and -shm companions) is 0600 and a data folder the store creates is 0700,
+whatever the umask of the shell a ``kiosk`` command was started from (``kiosk.datadir``).
+
 The decision thread appends and the upload thread reads and marks, so one connection is shared
 behind a lock; every statement is short, and long clean-ups are done in slices.
 """
@@ -35,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from kiosk.datadir import make_private_dir, private_database
 from kiosk.errors import KioskError
 from kiosk.events import Event, utc_iso
 
@@ -225,9 +229,13 @@ class EventStore:
             self._conn = self._open_readonly()
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)  # 0700 when the kiosk creates it
         except OSError as exc:
             raise StoreError(self.path, f"cannot create folder: {exc.strerror or exc}") from None
+        try:
+            private_database(self.path)  # 0600, and so are the -wal and -shm files SQLite adds
+        except OSError as exc:
+            raise StoreError(self.path, f"cannot open event log: {exc.strerror or exc}") from None
         try:
             # timeout: `kiosk status` and `kiosk export` may read the file from another process.
             conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
