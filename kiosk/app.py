@@ -6,6 +6,12 @@ code verification starts on a worker as soon as a code is scanned, and the decis
 result, decide, commit the event) runs there too. The verdict is shown only after its event is
 committed, so nothing that was shown can be missing from the log.
 
+A visit lasts at most ``kiosk.abandon_after_s``, a pending lookup included: a verification still
+without an answer then is refused as ``cannot_verify`` (logged and shown, like an unreachable
+platform), and its late answer is dropped; a decision that still cannot be committed a little
+later puts the kiosk out of service, as a failed commit does. Nothing of an ended visit is ever
+shown or applied to the next one.
+
 A visitor without a phone taps "No phone?" on the idle screen, types a family member's phone
 number on the keypad, and taps their own name among the family's proxy codes; the chosen code then
 enters the visit exactly as a scanned one would (verified at the platform, replay and freshness
@@ -19,6 +25,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -46,6 +53,9 @@ log = logging.getLogger(__name__)
 OUTAGE_S = 10.0
 # The loop's pace while a visitor is being served (between visitors it redraws at screen.fps).
 BUSY_TICK_S = 0.005
+# Once a visit's time is up, its decision job has this long to commit the refusal before the
+# kiosk stops waiting for it (the event log is then taken to be failing).
+COMMIT_GRACE_S = 5.0
 
 
 @dataclass
@@ -322,6 +332,13 @@ class Kiosk:
         if visit.decision is not None:
             if visit.decision.done():
                 self._show_verdict(visit, now)
+            elif now - visit.started > self.config.kiosk.abandon_after_s + COMMIT_GRACE_S:
+                # The decision job should have refused by now (see _decide): the event log is stuck.
+                log.error("visit abandoned: its decision was not committed in time; kiosk out of service")
+                self._visit = None  # whatever the job still does is never shown
+                self._outage_reason = "cannot write the event log"
+                self._outage_until = now + OUTAGE_S
+                self._enter_out_of_service(self._outage_reason)
             return
         self._prompt(visit, now)
 
@@ -350,7 +367,15 @@ class Kiosk:
     def _decide(self, visit: Visit) -> tuple[Verdict, Event, CodeResult]:
         """Worker thread: wait for the code's verification, apply the rules, commit the event."""
         assert visit.verification is not None and visit.temperature is not None
-        code = visit.verification.result()
+        # The visit's own clock keeps running while the code is being verified.
+        left = visit.started + self.config.kiosk.abandon_after_s - self._clock()
+        try:
+            code = visit.verification.result(timeout=max(0.0, left))
+        except FutureTimeout:
+            # The lookup goes on in the background; its answer is never read.
+            code = CodeResult(verified=False, colour="unknown", code_hash="",
+                              problem=f"no verification within kiosk.abandon_after_s "
+                                      f"({self.config.kiosk.abandon_after_s:g} s)")
         verdict = decide(visit.temperature, code, self.policy, self._utcnow())
         event = Event(
             time=utc_iso(self._utcnow()),
@@ -365,7 +390,7 @@ class Kiosk:
             temperature_site=visit.temperature.site,
             temperature_fault=visit.temperature.fault,
             code_colour=code.colour if code.verified else None,
-            code_hash=code.code_hash,
+            code_hash=code.code_hash or None,
             code_scheme=code.scheme,
             proxy=code.proxy,
         )

@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
@@ -21,13 +22,15 @@ from kiosk.codes.ratelimit import SlidingWindow
 from kiosk.config import Config, PlatformSection, merged
 from kiosk.errors import ConfigError
 from kiosk.sim.population import Population
-from kiosk.sim.upstream import ReferenceUpstream
+from kiosk.sim.upstream import Fault, ReferenceUpstream
 
 NOW = datetime(2026, 11, 26, 9, 30, 27, tzinfo=timezone.utc)
 MOTHER_OF_P01 = "13800138001"  # p01's phone: linked to p11's printed proxy code
 NO_PROXIES = "13800138002"  # p02 has a phone, but no family member's proxy code is linked to it
 NOBODY = "13000000000"
 TOKEN = "platform-token-7d1e"
+# What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
+SLACK_S = 0.5
 
 
 class Clock:
@@ -159,6 +162,17 @@ def test_a_platform_that_never_answers_times_out() -> None:
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/platform"
         result = lookup_for(url, timeout_s=0.2).lookup(MOTHER_OF_P01)
     assert result.outcome == "unavailable" and "timeout" in result.problem
+
+
+@pytest.mark.parametrize("kind", ["trickle", "trickle_head"])
+def test_a_trickled_answer_ends_at_the_deadline(upstream: ReferenceUpstream, kind: str) -> None:
+    """One byte at a time, each well within any read timeout: the lookup still ends on time."""
+    upstream.inject(Fault(kind, route="family", seconds=0.05))  # the whole answer would take seconds
+    started = time.monotonic()
+    result = lookup_for(f"{upstream.url}/platform", timeout_s=0.5).lookup(MOTHER_OF_P01)
+    assert time.monotonic() - started < 0.5 + SLACK_S
+    assert result == FamilyResult("unavailable", problem="platform timeout after 0.5 s")
+    assert lookup_for(f"{upstream.url}/platform").lookup(MOTHER_OF_P01).outcome == "found"
 
 
 class Stub(ThreadingHTTPServer):

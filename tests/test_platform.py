@@ -6,12 +6,14 @@ import json
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
+import requests
 from pydantic import SecretStr
 
 from kiosk.codes.hashing import CodeHasher
@@ -20,6 +22,8 @@ from kiosk.config import PlatformSection
 from kiosk.decision import Policy, Reason, decide
 from kiosk.results import TemperatureResult
 from kiosk.sim.population import Population
+from kiosk.sim.upstream import Fault, ReferenceUpstream
+from sync_helpers import self_signed_cert
 
 NOW = datetime(2026, 11, 26, 9, 30, 27, tzinfo=timezone.utc)
 TOKEN = "kiosk-token-5f2c9a"
@@ -528,4 +532,45 @@ def test_breaker_while_down_returns_immediately(population: Population) -> None:
         assert "timeout" in verifier.verify(code).problem
         for _ in range(20):
             assert "not asked" in verifier.verify(code).problem
+        verifier.close()
+
+
+# --- one deadline over the whole lookup -----------------------------------------------------------
+
+# What a lookup may take beyond its deadline: the watchdog's wake-up and the error's way back.
+SLACK_S = 0.5
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+@pytest.mark.parametrize("kind", ["trickle", "trickle_head"])
+def test_a_trickled_answer_ends_at_the_deadline(tmp_path, kind: str, tls: bool, caplog) -> None:
+    """With Content-Length set and one byte every 50 ms no read timeout ever fires; the lookup
+    still ends at platform.timeout_s, as a refusal (cannot verify)."""
+    cert, key = self_signed_cert(tmp_path / "tls") if tls else (None, None)
+    population = Population(clock=lambda: NOW)
+    with ReferenceUpstream(data_dir=tmp_path / "up", population=population, tls_cert=cert, tls_key=key) as server:
+        session = requests.Session()
+        session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override the bundle
+        session.verify = str(cert) if tls else True
+        section = PlatformSection(url=f"{server.url}/platform", timeout_s=0.5)
+        verifier = PlatformVerifier(section, CodeHasher(SECRET), session)
+        code = population.code_for("p01")
+        server.inject(Fault(kind, route="verify", seconds=0.05))  # the answer would take seconds
+        started = time.monotonic()
+        result = verifier.verify(code)
+        assert time.monotonic() - started < 0.5 + SLACK_S
+        assert_cannot_verify(result, caplog, code, "platform timeout after 0.5 s")
+        assert verifier.verify(code).colour == "green"  # the next lookup is answered as usual
+        verifier.close()
+
+
+def test_a_platform_whose_certificate_is_not_trusted_cannot_verify(tmp_path, caplog) -> None:
+    cert, key = self_signed_cert(tmp_path / "tls")
+    population = Population(clock=lambda: NOW)
+    with ReferenceUpstream(data_dir=tmp_path / "up", population=population, tls_cert=cert, tls_key=key) as server:
+        session = requests.Session()
+        session.trust_env = False
+        verifier = PlatformVerifier(PlatformSection(url=f"{server.url}/platform", timeout_s=1), CodeHasher(SECRET), session)
+        code = population.code_for("p01")
+        assert_cannot_verify(verifier.verify(code), caplog, code, "TLS certificate not trusted")
         verifier.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from kiosk.codes.clock import ClockCheck
 from kiosk.codes.hashing import CodeHasher
+from kiosk.codes.recognise import recognise
 from kiosk.codes.router import CodeRouter, FixedTrust, build_router, offline_scheme
 from kiosk.codes.trust import TrustStore
 from kiosk.codes.trustlist import TrustListKeeper
@@ -62,7 +64,8 @@ def passes(result) -> bool:
     [
         ("HC1:NCFOXN", "dcc"), ("hc1:abc", "dcc"), ("\ufeffHC1:abc", "dcc"), (" HC1:abc", "dcc"),
         ("shc:/5676", "shc"), ("SHC:/5676", "shc"), ("\ufeffshc:/1/2/56", "shc"),
-        ("HCP1:ABC", None), ("HC2:abc", None), ("", None), ("shc:", None),
+        ("HCP1:ABC", None), ("HC2:abc", None), ("", None), ("shc:", "shc"), ("HC123456", None),
+        ("ZJ-0123", None), ("GD1:0123", None), ("12345678901234567890", None),
     ],
 )
 def test_offline_schemes_are_recognised_by_their_form(payload: str, scheme: str | None) -> None:
@@ -168,4 +171,154 @@ def test_test_rule_with_the_platforms_test_times(home) -> None:
     assert untested.tested_at is None
     assert decide(normal, untested, policy, NOW).reasons == (Reason.TEST_REQUIRED,)
     assert decide(normal, untested, Policy.from_config(config_for(home)), NOW).passed  # rule off by default
+    router.close()
+
+
+# -- lookalikes: a certificate never leaves the device ---------------------------------------------
+
+
+class RecordingPopulation(Population):
+    """The reference platform's population, noting every code it is asked about."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.asked: list[str] = []
+
+    def lookup(self, code: str) -> dict[str, Any] | None:
+        self.asked.append(code)
+        return super().lookup(code)
+
+
+@pytest.fixture()
+def recording(tmp_path: Path) -> Iterator[ReferenceUpstream]:
+    population = RecordingPopulation(b"home", clock=lambda: NOW)
+    with ReferenceUpstream(data_dir=tmp_path / "recording", population=population) as server:
+        yield server
+
+
+def _lookalikes(genuine: str, card: str) -> dict[str, str]:
+    body = genuine[4:]
+    return {
+        "cyrillic-en": "\u041dC1:" + body,  # Н
+        "cyrillic-es": "H\u04211:" + body,  # С
+        "greek-eta": "\u0397C1:" + body,  # Η
+        "fullwidth-lower-latin": "\uff48\uff43\uff11\uff1a" + body,  # ｈｃ１：
+        "lower-case": "hc1:" + body,
+        "letter-l-for-one": "HCl:" + body,
+        "capital-i-for-one": "HCI:" + body,
+        "ratio-colon": "HC1\u2236" + body,  # ∶
+        "modifier-colon": "HC1\ua789" + body,  # ꞉
+        "semicolon": "HC1;" + body,
+        "no-colon": "HC1" + body,
+        "no-prefix": body,
+        "other-version": "HC2:" + body,
+        "padded-prefix": "HC 1:" + body,
+        "shc-no-slash": "shc:" + card[5:],
+        "shc-upper": "SHC:/" + card[5:],
+        "shc-cyrillic-es": "\u0455hc:/" + card[5:],  # ѕ
+        "shc-backslash": "shc:\\" + card[5:],
+        "shc-digits-only": card[5:],
+        "shc-other-prefix": "CARD:" + card[5:],
+    }
+
+
+def test_lookalike_certificates_are_refused_without_reaching_the_platform(recording) -> None:
+    """Each text that looks like a certificate is refused locally; the platform, a real HTTP server
+    on loopback, is asked about none of them (nor about anything that carries the holder's name)."""
+    dcc, shc = DccIssuer(), ShcIssuerSim()
+    genuine = dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    card = shc.issue(NOW - timedelta(days=1))
+    router = router_for(config_for(recording), TrustStore.build([dcc.signer()], [shc.issuer()]))
+    for name, payload in _lookalikes(genuine, card).items():
+        result = router.verify(payload)
+        assert result.scheme in ("dcc", "shc") and result.reasons[-1] == "malformed_code", (name, result)
+        assert not passes(result)
+    assert recording.population.asked == []
+    # The platform is really there: a platform code reaches it.
+    assert router.verify(recording.population.code_for("p01")).colour == "green"
+    assert len(recording.population.asked) == 1
+    router.close()
+
+
+@pytest.mark.parametrize(
+    "junk",
+    ["\u200b", "\u00a0", "\ufeff", "\u2060", "\u200c\u200d", "\u00ad", " \t\r\n", "\u3000", "\u180e"],
+    ids=["zero-width-space", "no-break-space", "bom", "word-joiner", "zero-width-joiners", "soft-hyphen",
+         "whitespace", "ideographic-space", "mongolian-vowel-separator"],
+)
+def test_leading_invisible_characters_are_dropped(recording, junk: str) -> None:
+    """A genuine certificate behind invisible characters or spaces is still the certificate."""
+    dcc, shc = DccIssuer(), ShcIssuerSim()
+    router = router_for(config_for(recording), TrustStore.build([dcc.signer()], [shc.issuer()]))
+    for genuine in (dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30)), shc.issue(NOW - timedelta(days=1))):
+        result = router.verify(junk + genuine)
+        assert result.reasons == () and result.colour == "green" and passes(result)
+    assert recording.population.asked == []
+    router.close()
+
+
+def test_compatibility_forms_are_normalised(recording) -> None:
+    """A certificate in fullwidth characters (NFKC folds them) is the certificate."""
+    dcc = DccIssuer()
+    genuine = dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    fullwidth = "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in genuine)
+    router = router_for(config_for(recording), TrustStore.build([dcc.signer()]))
+    result = router.verify(fullwidth)
+    assert result.scheme == "dcc" and result.reasons == () and result.colour == "green"
+    assert recognise(fullwidth).text == genuine
+    router.close()
+    shc = ShcIssuerSim()
+    card = shc.issue(NOW - timedelta(days=1))
+    router = router_for(config_for(recording), TrustStore.build(issuers=[shc.issuer()]))
+    assert router.verify("shc:\uff0f" + card[5:]).colour == "green"  # a fullwidth solidus
+    assert recording.population.asked == []
+    router.close()
+
+
+def test_platform_codes_are_not_mistaken_for_certificates(recording) -> None:
+    router = router_for(config_for(recording))
+    codes = [recording.population.code_for(person) for person in recording.population.person_ids()[:6]]
+    for code in codes + ["HC123456", "ZJ-330102-0001", "shc", "5676", "HC1", "NCFOXN", "粤康码:0123", "健康码-HC1"]:
+        assert recognise(code).scheme is None, code
+    for code in codes:
+        assert router.verify(code).scheme == "platform"
+    assert recording.population.asked == codes
+    router.close()
+
+
+# -- a verifier's bug costs one visit, never the service ---------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["dcc", "shc", "platform"])
+def test_an_exception_in_any_verifier_is_a_logged_refusal(recording, caplog, monkeypatch, scheme: str) -> None:
+    dcc, shc = DccIssuer(), ShcIssuerSim()
+    router = router_for(config_for(recording), TrustStore.build([dcc.signer()], [shc.issuer()]))
+    payloads = {"dcc": dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30)),
+                "shc": shc.issue(NOW - timedelta(days=1)), "platform": recording.population.code_for("p01")}
+    secret = "Zhang Wei 1980-01-01"
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"unhashable: {secret}")
+
+    target = {"dcc": router._dcc, "shc": router._shc, "platform": router.platform}[scheme]
+    monkeypatch.setattr(target, "verify", explode)
+    with caplog.at_level(logging.DEBUG):
+        result = router.verify(payloads[scheme])
+    assert result.reasons == ("cannot_verify",) and not result.verified and not passes(result)
+    assert result.code_hash and result.problem == "internal error while checking the code (TypeError)"
+    record = next(r for r in caplog.records if "failed unexpectedly" in r.getMessage())
+    assert record.levelno == logging.ERROR and "TypeError" in record.getMessage()
+    # The log names the exception and where, never its message or the code.
+    assert secret not in caplog.text and payloads[scheme] not in caplog.text
+    # The router goes on serving.
+    monkeypatch.undo()
+    assert router.verify(payloads["dcc"]).colour == "green"
+    router.close()
+
+
+def test_non_text_payloads_are_refused_not_raised(recording) -> None:
+    router = router_for(config_for(recording))
+    for payload in (None, b"HC1:", 7, ["HC1:"]):
+        result = router.verify(payload)  # type: ignore[arg-type]
+        assert not passes(result)
     router.close()

@@ -255,3 +255,78 @@ def test_multi_part_codes(issuer: ShcIssuerSim) -> None:
     swapped = [parts[0], parts[2].replace("/3/3/", "/2/3/"), parts[1].replace("/2/3/", "/3/3/")]
     assert verify("\n".join(swapped), store).reasons != ()  # digits in the wrong order
     assert verify("shc:/1/1/" + issuer.issue(NOW)[5:], store).colour == "green"
+
+
+# -- hostile fields: every malformed field is a refusal, never an exception -----------------------
+
+
+def _card_json(issuer: ShcIssuerSim, **fields) -> bytes:
+    """The card as JSON with raw JSON texts substituted for some fields (numbers Python would not
+    write, such as a 400-digit integer)."""
+    card = issuer.card(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    text = json.dumps(card, separators=(",", ":"))
+    for name, raw in fields.items():
+        text = text.replace(f'"{name}":{json.dumps(card[name])}', f'"{name}":{raw}')
+    return text.encode()
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [("nbf", "1" + "0" * 310), ("exp", "1" + "0" * 310), ("nbf", "-" + "9" * 320), ("exp", "1" + "0" * 5000),
+     ("nbf", "1e400"), ("exp", "-1e400"), ("nbf", "1e300"), ("exp", "253402300800"), ("nbf", "-1"),
+     ("nbf", "true"), ("exp", "null"), ("nbf", '"1700000000"'), ("exp", "[1700000000]"), ("nbf", '{"t":1}')],
+    ids=["nbf-310-digits", "exp-310-digits", "nbf-negative-320-digits", "exp-5000-digits", "nbf-1e400",
+         "exp-minus-1e400", "nbf-1e300", "exp-year-10000", "nbf-negative", "nbf-bool", "exp-null", "nbf-text",
+         "exp-list", "nbf-object"],
+)
+def test_times_of_any_size_or_type_are_malformed(issuer: ShcIssuerSim, field: str, raw: str) -> None:
+    header = json.dumps({"zip": "DEF", "alg": "ES256", "kid": issuer.kid}).encode()
+    finding = verify(_signed(issuer, header, _deflate(_card_json(issuer, **{field: raw}))), store_of(issuer))
+    assert finding.reasons == (Reason.MALFORMED_CODE,), finding
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"zip": "DEF", "alg": "ES256", "kid": ["k"]}, {"zip": "DEF", "alg": "ES256", "kid": {"k": 1}},
+     {"zip": "DEF", "alg": "ES256", "kid": 10**30}, {"zip": "DEF", "alg": ["ES256"], "kid": "k"},
+     {"zip": ["DEF"], "alg": "ES256", "kid": "k"}, {"zip": "DEF", "alg": "ES256", "kid": ""},
+     {"zip": "DEF", "alg": "ES256", "kid": "k" * 500}, ["zip", "alg", "kid"], "header", None, 7],
+    ids=["kid-list", "kid-object", "kid-number", "alg-list", "zip-list", "kid-empty", "kid-long", "header-list",
+         "header-text", "header-null", "header-number"],
+)
+def test_headers_of_any_type_are_malformed(issuer: ShcIssuerSim, header) -> None:
+    finding = verify(_signed(issuer, json.dumps(header).encode(), _deflate(_card_json(issuer))), store_of(issuer))
+    assert finding.reasons == (Reason.MALFORMED_CODE,), finding
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"iss": ["https://x"]}, {"iss": ""}, {"iss": "https://" + "x" * 2000}, {"vc": []}, {"vc": {"type": "x"}},
+     {"vc": {"type": [["https://smarthealth.cards#health-card"]]}}, {"vc": None}],
+    ids=["iss-list", "iss-empty", "iss-too-long", "vc-list", "vc-type-text", "vc-type-nested", "vc-null"],
+)
+def test_claims_of_any_type_are_malformed(issuer: ShcIssuerSim, change: dict) -> None:
+    card = {**issuer.card(NOW - timedelta(days=1)), **change}
+    assert verify("shc:/" + numeric(issuer.jws(card)), store_of(issuer)).reasons == (Reason.MALFORMED_CODE,)
+    rid = {**issuer.card(NOW - timedelta(days=1))}
+    rid["vc"]["rid"] = ["r"]
+    assert verify("shc:/" + numeric(issuer.jws(rid)), store_of(issuer)).reasons == (Reason.MALFORMED_CODE,)
+
+
+def test_deeply_nested_json_is_malformed(issuer: ShcIssuerSim) -> None:
+    header = json.dumps({"zip": "DEF", "alg": "ES256", "kid": issuer.kid}).encode()
+    deep = b'{"iss":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert verify(_signed(issuer, header, _deflate(deep)), store_of(issuer)).reasons == (Reason.MALFORMED_CODE,)
+    assert verify(_signed(issuer, b"[" * 5000 + b"]" * 5000, _deflate(_card_json(issuer))), store_of(issuer)).reasons == (
+        Reason.MALFORMED_CODE,)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["shc:/" + "5" * 5000 + "/1/00", "shc:/1/" + "9" * 5000 + "/00", "shc:/1/2/56\nshc:/2/" + "7" * 4400 + "/56",
+     "shc:/1000/1000/56", "shc:/" + "0" * 4500 + "1/1/56"],
+    ids=["5000-digit-part", "5000-digit-total", "5000-digit-total-second-line", "four-digit-part-numbers",
+         "zero-padded-part"],
+)
+def test_part_numbers_of_any_size_are_malformed(payload: str) -> None:
+    assert VERIFIER.verify(payload, TrustStore(), NOW).reasons == (Reason.MALFORMED_CODE,)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -22,13 +23,15 @@ import requests
 from kiosk.config import UpstreamSection
 from kiosk.events import Event
 from kiosk.sim.upstream import Fault, ReferenceUpstream
-from kiosk.sync.client import UpstreamClient
+from kiosk.sync.client import UploadError, UpstreamClient
 from kiosk.sync.retry import MAX_RETRY_AFTER_S, backoff_s, next_delay_s, parse_retry_after
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
-from sync_helpers import make_event, wait_for
+from sync_helpers import make_event, self_signed_cert, wait_for
 
 TIMEOUT_S = 0.3
+# What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
+SLACK_S = 0.5
 
 
 @pytest.fixture
@@ -102,13 +105,15 @@ def assert_exactly_once_upstream(upstream: ReferenceUpstream, kiosk: Kiosk) -> N
         (Fault("status", status=500), "collector answered 500: injected fault 500"),
         (Fault("status", status=503, retry_after="1"), "collector answered 503: injected fault 503"),
         (Fault("status", status=429, retry_after="1"), "collector answered 429: injected fault 429"),
-        (Fault("stall", seconds=5), f"collector unreachable: no answer within {TIMEOUT_S:g} s"),
+        (Fault("stall", seconds=5), f"collector unreachable: no complete answer within {TIMEOUT_S:g} s"),
         (Fault("drop"), "collector unreachable: "),
-        (Fault("no_body", seconds=5), f"collector unreachable: answer stopped arriving (no data for {TIMEOUT_S:g} s)"),
+        (Fault("no_body", seconds=5), f"collector unreachable: no complete answer within {TIMEOUT_S:g} s"),
         (Fault("accept_then_die"), "collector unreachable: "),
+        (Fault("trickle", seconds=0.05), f"collector unreachable: no complete answer within {TIMEOUT_S:g} s"),
+        (Fault("trickle_head", seconds=0.05), f"collector unreachable: no complete answer within {TIMEOUT_S:g} s"),
     ],
     ids=["500", "503-retry-after", "429-retry-after", "timeout", "dropped-mid-request", "200-without-body",
-         "accept-then-die"],
+         "accept-then-die", "trickled-answer", "trickled-head"],
 )
 def test_every_decision_arrives_exactly_once_through_a_fault(
     upstream: ReferenceUpstream, kiosk_for, fault: Fault, error: str
@@ -132,7 +137,7 @@ def test_every_decision_arrives_exactly_once_through_a_fault(
 
     assert_exactly_once_upstream(upstream, kiosk)
     assert kiosk.uploader.status()["state"] == "ok"
-    if fault.kind in ("no_body", "accept_then_die"):
+    if fault.kind in ("no_body", "accept_then_die", "trickle", "trickle_head"):
         # The collector had the batch but the kiosk never heard so: it was sent again and recognised.
         assert upstream.stats["replayed"] + upstream.collector.copies() - upstream.collector.count() >= 1
 
@@ -169,7 +174,8 @@ def test_a_random_storm_of_faults_while_decisions_keep_coming(upstream: Referenc
     kinds = [
         Fault("status", status=500), Fault("status", status=502), Fault("status", status=503, retry_after="0"),
         Fault("status", status=429, retry_after="0"), Fault("stall", seconds=2), Fault("drop"),
-        Fault("no_body", seconds=2), Fault("accept_then_die"),
+        Fault("no_body", seconds=2), Fault("accept_then_die"), Fault("trickle", seconds=0.05),
+        Fault("trickle_head", seconds=0.05),
     ]
     kiosk = kiosk_for(upstream.url)
     done = threading.Event()
@@ -198,6 +204,26 @@ def test_a_random_storm_of_faults_while_decisions_keep_coming(upstream: Referenc
         done.set()
         supervisor.join(timeout=5)
     assert len(kiosk.errors) >= 3  # the storm was noticed, and survived
+
+
+# --- one deadline over the whole upload request --------------------------------------------------
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+@pytest.mark.parametrize("kind", ["trickle", "trickle_head"])
+def test_a_trickled_answer_ends_the_upload_at_its_deadline(tmp_path: Path, kind: str, tls: bool) -> None:
+    """One byte every 50 ms never trips a read timeout; the deadline over the whole request ends it."""
+    cert, key = self_signed_cert(tmp_path / "tls") if tls else (None, None)
+    with ReferenceUpstream(data_dir=tmp_path / "up", tls_cert=cert, tls_key=key) as server:
+        section = UpstreamSection(url=server.url, timeout_s=0.5, ca_bundle=str(cert) if tls else "")
+        client = UpstreamClient(section)
+        server.inject(Fault(kind, seconds=0.05))  # the answer would take several seconds
+        started = time.monotonic()
+        with pytest.raises(UploadError, match="no complete answer within 0.5 s"):
+            client.post_events([make_event(1)])
+        assert time.monotonic() - started < 0.5 + SLACK_S
+        assert client.post_events([make_event(1)]).status == 200
+        assert server.stats["replayed"] == 1  # it had stored the batch: the same answer again
 
 
 # --- the retry schedule, without sleeping ------------------------------------------------------

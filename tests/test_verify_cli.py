@@ -207,3 +207,101 @@ def test_the_installed_command(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["colour"] == "red" and json.loads(lines[0])["reasons"] == ["red_code"]
+
+
+# -- hostile codes and quirky certificates ---------------------------------------------------------
+
+DATA = Path(__file__).resolve().parent / "data" / "dcc-testdata"
+
+
+def _hostile_payloads() -> dict[str, str]:
+    import zlib
+
+    import base45
+    import cbor2
+
+    shared_alg = b"\xa2\x01\xd8\x1c\x82\x01\x02\x04\x41\x00"  # alg: a shared list
+    tiny = cbor2.dumps(cbor2.CBORTag(18, [shared_alg, {}, b"", b""]))
+    return {
+        "alg-shared-reference": "HC1:" + base45.b45encode(zlib.compress(tiny)).decode(),
+        "alg-list": "HC1:" + base45.b45encode(zlib.compress(cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: [1]}), {}, b"", b""])))).decode(),
+        "alg-map": "HC1:" + base45.b45encode(zlib.compress(cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: {1: 2}}), {}, b"", b""])))).decode(),
+        "part-number-5000-digits": "shc:/" + "5" * 5000 + "/1/00",
+        "lookalike-prefix": "\u041dC1:NCFOXN%TS3DH",
+    }
+
+
+@pytest.mark.parametrize("name", list(_hostile_payloads()))
+def test_hostile_codes_are_refused_without_a_traceback(capsys, tmp_path: Path, name: str) -> None:
+    payload = _hostile_payloads()[name]
+    cert = tmp_path / "demo.der"
+    cert.write_bytes(DccIssuer().der)
+    status, line, err = run(capsys, "--at", "2026-11-26T09:30:00Z", "--trust-cert", str(cert), payload)
+    assert status == 0 and line is not None and line["valid"] is False
+    assert line["reasons"] == ["malformed_code"] and line["scheme"] in ("dcc", "shc")
+    assert "Traceback" not in err
+
+
+def test_hostile_codes_through_the_installed_command(tmp_path: Path) -> None:
+    cert = tmp_path / "demo.der"
+    cert.write_bytes(DccIssuer().der)
+    for name, payload in _hostile_payloads().items():
+        done = subprocess.run(
+            [sys.executable, "-m", "kiosk", "verify", "--at", "2026-11-26T09:30:00Z", "--trust-cert", str(cert), "-"],
+            input=payload + "\n", capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (name, done.stderr)
+        assert json.loads(done.stdout)["reasons"] == ["malformed_code"], name
+
+
+@pytest.mark.parametrize("form", ["der", "pem"])
+def test_a_signer_certificate_cryptography_refuses_is_trusted_all_the_same(capsys, tmp_path: Path, form: str) -> None:
+    """The Finnish signer encodes BasicConstraints' default value, which cryptography refuses; it
+    is read leniently, from DER or PEM, and its certificates verify under FI."""
+    case = json.loads((DATA / "FI" / "1.json").read_text(encoding="utf-8"))
+    der = base64.b64decode(case["TESTCTX"]["CERTIFICATE"])
+    cert = tmp_path / f"fi.{form}"
+    if form == "der":
+        cert.write_bytes(der)
+    else:
+        text = base64.b64encode(der).decode()
+        lines = "\n".join(text[i:i + 64] for i in range(0, len(text), 64))
+        cert.write_text(f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n", encoding="ascii")
+    status, line, err = run(capsys, "--at", case["TESTCTX"]["VALIDATIONCLOCK"], "--trust-cert", str(cert), case["PREFIX"])
+    assert status == 0 and line["valid"] is True and line["issuer"] == "FI" and line["colour"] == "green", err
+
+
+def test_a_pem_file_holding_something_else_is_a_usage_error(capsys, tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n", encoding="ascii")
+    status, _, err = run(capsys, "--trust-cert", str(key), "HC1:X")
+    assert status == 2 and "not a PEM certificate" in err
+
+
+def test_stdin_that_is_not_utf8_is_a_refusal_not_a_traceback(tmp_path: Path) -> None:
+    cert = tmp_path / "demo.der"
+    cert.write_bytes(DccIssuer().der)
+    done = subprocess.run(
+        [sys.executable, "-m", "kiosk", "verify", "--at", "2026-11-26T09:30:00Z", "--trust-cert", str(cert), "-"],
+        input=b"HC1:\xff\xfe\x80NCFOXN\n", capture_output=True, timeout=60,
+    )
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    assert json.loads(done.stdout)["reasons"] == ["malformed_code"]
+
+
+def test_refusal_problems_are_bounded(capsys, tmp_path: Path) -> None:
+    """A hostile code cannot put a huge text into the log or the event through a parser message."""
+    import zlib
+
+    from kiosk.sim.credentials import ShcIssuerSim, numeric
+
+    shc = ShcIssuerSim()
+    key = "k" * 100_000
+    card = ('{"' + key + '":1,"' + key + '":2}').encode()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    header = json.dumps({"zip": "DEF", "alg": "ES256", "kid": shc.kid}).encode()
+    payload = "shc:/" + numeric(shc.sign_raw(header, deflate.compress(card) + deflate.flush()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(shc.jwks()), encoding="utf-8")
+    status, line, _ = run(capsys, "--at", "2026-11-26T09:30:00Z", "--trust-jwks", f"{shc.iss}={jwks}", payload)
+    assert status == 0 and line["reasons"] == ["malformed_code"] and len(line["problem"]) <= 300

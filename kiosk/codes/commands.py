@@ -60,7 +60,9 @@ def _moment(text: str) -> datetime:
 def _payload(text: str) -> str:
     if text != "-":
         return text
-    data = sys.stdin.read()
+    # Bytes that are not UTF-8 are replaced, not an exception: the code is then simply malformed.
+    binary = getattr(sys.stdin, "buffer", None)
+    data = binary.read().decode("utf-8", "replace") if binary is not None else sys.stdin.read()
     # One code per line (a multi-part SMART Health Card has several); line ends are not part of it.
     lines = [line.rstrip("\r") for line in data.split("\n")]
     while lines and not lines[-1]:

@@ -5,11 +5,15 @@ certificate (claim -260, entry 1). The signer is looked up by ``kid`` (protected
 unprotected one only when the protected header has none), and the signature is checked against
 every trusted certificate sharing that kid, with ES256 (EC P-256) or PS256 (RSA-PSS, SHA-256,
 salt = hash length). The signature check itself is ``cryptography``'s; only the COSE framing
-(the Sig_structure of RFC 8152 section 4.4) is built here. ``iat`` and ``exp`` are checked against
-the injected time, and a valid certificate gets its colour from the configured policy
-(``codes.dcc_*``).
+(the Sig_structure of RFC 8152 section 4.4) is built here. The certificate content is made plain
+and validated against the DCC JSON schema (``kiosk.codes.dcc_payload``). ``iat``, ``nbf`` and
+``exp`` are checked against the injected time; the certificate is reported under its signer's
+country, and a claimed issuer (``iss``) naming another country is refused. A valid certificate gets
+its colour from the configured policy (``codes.dcc_*``).
 
-Every refusal names one stable reason; nothing about the holder is logged.
+Every field is checked for its type before it is used: a malformed field is a refusal
+(``malformed_code``), never an exception. Every refusal names one stable reason; nothing about the
+holder is logged.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from __future__ import annotations
 import io
 import logging
 import re
-from datetime import datetime, timedelta, timezone
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeGuard
 
 import base45
@@ -28,8 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from kiosk.codes.finding import Finding, Refused, inflate
-from kiosk.codes.trust import DCC_KINDS, DccSigner, TrustStore, seconds
+from kiosk.codes import dcc_payload
+from kiosk.codes.dcc_payload import TEST_DETECTED, TEST_NOT_DETECTED
+from kiosk.codes.finding import Finding, Refused, inflate, numeric_date
+from kiosk.codes.trust import DCC_KINDS, DccSigner, TrustStore
 from kiosk.config import CodesSection
 from kiosk.decision import Reason
 from kiosk.results import Colour
@@ -45,8 +51,8 @@ _ES256, _PS256 = -7, -37
 _ALGORITHMS = {_ES256: "ES256", _PS256: "PS256"}
 _TAG_CWT, _TAG_SIGN1 = 61, 18
 _HEADER_ALG, _HEADER_KID = 1, 4
-_CLAIM_ISS, _CLAIM_EXP, _CLAIM_IAT, _CLAIM_HCERT = 1, 4, 6, -260
-_TEST_NOT_DETECTED, _TEST_DETECTED = "260415000", "260373001"
+_CLAIM_ISS, _CLAIM_EXP, _CLAIM_NBF, _CLAIM_IAT, _CLAIM_HCERT = 1, 4, 5, 6, -260
+_MAX_KID_BYTES = 64
 _PSS = padding.PSS(mgf=padding.MGF1(SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 _ECDSA = ec.ECDSA(SHA256())
 
@@ -87,6 +93,10 @@ def _utc(value: float, what: str) -> datetime:
         raise Refused.malformed(f"{what} is out of range") from None
 
 
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _positive_int(value: Any) -> TypeGuard[int]:
     """A CBOR integer above zero (booleans are not numbers here)."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -118,10 +128,15 @@ class DccVerifier:
         # algorithm must in any case fit the certificate's key type.
         alg = protected[_HEADER_ALG] if _HEADER_ALG in protected else unprotected.get(_HEADER_ALG)
         kid = protected[_HEADER_KID] if _HEADER_KID in protected else unprotected.get(_HEADER_KID)
+        if not _is_int(alg):
+            raise Refused.malformed(f"the algorithm (alg) is a {type(alg).__name__}, not an integer")
         if alg not in _ALGORITHMS:
-            raise Refused(Reason.INVALID_SIGNATURE, f"unsupported algorithm {alg!r} (ES256 or PS256)")
-        if not isinstance(kid, bytes) or not kid:
+            number = str(alg) if -(2**31) <= alg < 2**31 else "out of range"
+            raise Refused(Reason.INVALID_SIGNATURE, f"unsupported algorithm {number} (ES256 or PS256)")
+        if kid is None or kid == b"":
             raise Refused(Reason.UNTRUSTED_ISSUER, "no key id (kid) in the headers")
+        if not isinstance(kid, bytes) or len(kid) > _MAX_KID_BYTES:
+            raise Refused.malformed("the key id (kid) is not a short byte string")
         signers = store.dcc.get(kid, ())
         if not signers:
             raise Refused(Reason.UNTRUSTED_ISSUER, f"no trusted signer with kid {kid.hex()}")
@@ -132,7 +147,8 @@ class DccVerifier:
                 Reason.INVALID_SIGNATURE,
                 f"{_ALGORITHMS[alg]} signature does not verify with the {len(signers)} signer(s) of kid {kid.hex()}",
             )
-        return self._judge(_cbor(claims_bytes, "claims"), signer, now, to_be_signed)
+        claims = dcc_payload.plain(_cbor(claims_bytes, "claims"), "claims")
+        return self._judge(claims, signer, now, to_be_signed)
 
     def _unwrap(self, payload: str) -> bytes:
         if not isinstance(payload, str) or not payload.startswith(PREFIX):
@@ -165,31 +181,46 @@ class DccVerifier:
         return protected, unprotected, claims, signature
 
     def _judge(self, claims: Any, signer: DccSigner, now: datetime, signed: bytes) -> Finding:
-        if not isinstance(claims, Mapping):
+        if not isinstance(claims, dict):
             raise Refused.malformed("claims are not a map")
-        issuer = claims.get(_CLAIM_ISS)
-        issuer = issuer if isinstance(issuer, str) else signer.country
-        iat, exp = seconds(claims.get(_CLAIM_IAT)), seconds(claims.get(_CLAIM_EXP))
+        claimed = claims.get(_CLAIM_ISS)
+        if claimed is not None and not isinstance(claimed, str):
+            raise Refused.malformed("the issuer claim (iss) is not a text")
+        iat, exp = numeric_date(claims.get(_CLAIM_IAT)), numeric_date(claims.get(_CLAIM_EXP))
         if iat is None or exp is None:
             raise Refused.malformed("claims need numeric iat and exp")
+        nbf = None
+        if _CLAIM_NBF in claims:
+            nbf = numeric_date(claims[_CLAIM_NBF])
+            if nbf is None:
+                raise Refused.malformed("the not-before claim (nbf) is not a numeric date")
         expires = _utc(exp, "exp")
-        _utc(iat, "iat")
         hcert = claims.get(_CLAIM_HCERT)
-        dgc = hcert.get(1) if isinstance(hcert, Mapping) else None
-        kind, entry = self._entry(dgc)
+        dgc = hcert.get(1) if isinstance(hcert, dict) else None
+        if not isinstance(dgc, dict):
+            raise Refused.malformed("no certificate in the claims (hcert -260 / 1)")
+        kind, entries = dcc_payload.validate(dgc)
+        entry = dcc_payload.latest(kind, entries)
+        # The signer's country is what the trust list vouches for; a claim is only a claim.
+        issuer = signer.country or claimed
+        if claimed is not None and signer.country and claimed.strip().upper() != signer.country.upper():
+            problem = f"the certificate claims issuer {claimed[:8]!r}, its signer is of {signer.country}"
+            log.info("EU DCC refused: %s: %s", Reason.UNTRUSTED_ISSUER, problem)
+            return Finding.refuse(Reason.UNTRUSTED_ISSUER, problem, issuer=signer.country)
         if signer.kinds is not None and kind not in signer.kinds:
             allowed = ", ".join(sorted(DCC_KINDS[k] for k in signer.kinds))
             raise Refused(Reason.UNTRUSTED_ISSUER, f"signer may sign {allowed} certificates, not {DCC_KINDS[kind]}")
         reasons: list[Reason] = []
         moment = now.timestamp()
-        if iat > moment + self._skew:
+        if iat > moment + self._skew or (nbf is not None and nbf > moment + self._skew):
             reasons.append(Reason.NOT_YET_VALID)
         if moment >= exp:
             reasons.append(Reason.EXPIRED)
         colour, tested_at = self._colour(kind, entry)
         problem = None
         if reasons:
-            problem = f"valid from {_utc(iat, 'iat').isoformat()} until {expires.isoformat()}"
+            start = max(iat, nbf) if nbf is not None else iat
+            problem = f"valid from {_utc(start, 'nbf').isoformat()} until {expires.isoformat()}"
         return Finding(
             reasons=tuple(reasons),
             colour=colour if not reasons else "unknown",
@@ -199,20 +230,6 @@ class DccVerifier:
             problem=problem,
             signed=signed,
         )
-
-    @staticmethod
-    def _entry(dgc: Any) -> tuple[str, Mapping]:
-        if not isinstance(dgc, Mapping):
-            raise Refused.malformed("no certificate in the claims (hcert -260 / 1)")
-        if not isinstance(dgc.get("ver"), str) or not isinstance(dgc.get("nam"), Mapping) or "dob" not in dgc:
-            raise Refused.malformed("certificate lacks ver, nam or dob")
-        kinds = [kind for kind in DCC_KINDS if kind in dgc]
-        if len(kinds) != 1:
-            raise Refused.malformed("certificate must hold exactly one of v, t and r")
-        entries = dgc[kinds[0]]
-        if not isinstance(entries, (list, tuple)) or len(entries) != 1 or not isinstance(entries[0], Mapping):
-            raise Refused.malformed(f"certificate must hold exactly one {DCC_KINDS[kinds[0]]} entry")
-        return kinds[0], entries[0]
 
     def _colour(self, kind: str, entry: Mapping) -> tuple[Colour, datetime | None]:
         codes = self._codes
@@ -224,15 +241,8 @@ class DccVerifier:
                 raise Refused.malformed("vaccination entry needs positive dn and sd")
             return (codes.dcc_vaccinated if dose >= doses else codes.dcc_partly_vaccinated), None
         result = entry.get("tr")
-        if result == _TEST_DETECTED:
+        if result == TEST_DETECTED:
             return codes.dcc_positive_test, None
-        if result != _TEST_NOT_DETECTED:
+        if result != TEST_NOT_DETECTED:
             raise Refused.malformed("test entry has no known result (tr)")
-        sampled = entry.get("sc")
-        try:
-            tested_at = datetime.fromisoformat(sampled) if isinstance(sampled, str) else None
-        except ValueError:
-            tested_at = None
-        if tested_at is None or tested_at.tzinfo is None:
-            raise Refused.malformed("test entry needs a sample time (sc) with a time zone")
-        return codes.dcc_negative_test, tested_at.astimezone(timezone.utc)
+        return codes.dcc_negative_test, dcc_payload.sample_time(entry)

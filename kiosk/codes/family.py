@@ -10,7 +10,7 @@ platform's verify answer, never from this lookup).
     200 {"status": "ok", "members": [{"code": "...", "holder": "张*英"}, ...]}
     404 {"status": "unknown"}
 
-Hardening, as for code lookups: a hard timeout (each network wait and the whole body), at most
+Hardening, as for code lookups: one deadline over the whole request (``timeout_s``), at most
 16 KiB of answer, a strict schema, and never an exception for network or answer problems (the
 result says what happened). A per-kiosk rate limit (``codes.family_lookups`` per
 ``codes.family_window_s``) is checked before anything is sent, so numbers cannot be enumerated.
@@ -33,6 +33,7 @@ from kiosk.codes.platform import payload_problem
 from kiosk.codes.platform_http import PlatformFailure, post_json, shape_problem
 from kiosk.codes.ratelimit import SlidingWindow
 from kiosk.config import Config, PlatformSection
+from kiosk.deadline import guard_session
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class FamilyLookup:
     """Looks a phone number's family-proxy codes up at ``<platform.url>/family``.
 
     ``limiter`` is this kiosk's rate limit. Call ``lookup`` from a worker thread (it waits for the
-    network, at most about ``section.timeout_s``); it never raises for network or answer problems.
+    network, at most ``section.timeout_s``); it never raises for network or answer problems.
     """
 
     def __init__(
@@ -160,7 +161,7 @@ class FamilyLookup:
         self.min_digits = min_digits
         self.max_digits = max_digits
         self._clock = clock
-        self._session = session if session is not None else requests.Session()
+        self._session = guard_session(session)
         token = section.token.get_secret_value()
         self._headers = {"Accept": "application/json"}
         if token:

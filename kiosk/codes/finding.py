@@ -7,12 +7,22 @@ certificate can be re-encoded into many different texts.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from kiosk.decision import Reason
 from kiosk.results import Colour
+
+# A refusal's problem line goes to the log and the event: it never quotes more than this (a hostile
+# code can put a 200 KB "key name" into a parser's error message).
+MAX_PROBLEM_CHARS = 300
+
+
+def _bounded(problem: str) -> str:
+    return problem if len(problem) <= MAX_PROBLEM_CHARS else problem[:MAX_PROBLEM_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class Finding:
 
     @classmethod
     def refuse(cls, reason: Reason, problem: str, issuer: str | None = None) -> "Finding":
-        return cls(reasons=(reason,), problem=problem, issuer=issuer)
+        return cls(reasons=(reason,), problem=_bounded(problem), issuer=issuer)
 
     @property
     def valid(self) -> bool:
@@ -38,6 +48,7 @@ class Refused(Exception):
     """Raised inside an offline verifier at the first reason to refuse; becomes a refusing Finding."""
 
     def __init__(self, reason: Reason, problem: str):
+        problem = _bounded(problem)
         super().__init__(problem)
         self.reason = reason
         self.problem = problem
@@ -62,3 +73,20 @@ def inflate(data: bytes, *, raw: bool, limit: int, what: str) -> bytes:
     if inflater.unused_data:
         raise Refused.malformed(f"{what}: trailing bytes after the {kind} stream")
     return out
+
+
+# NumericDate bounds: the Unix epoch to the last second of year 9999 (what datetime can hold).
+_LATEST_SECOND = 253402300799
+
+
+def numeric_date(value: Any) -> float | None:
+    """A JSON/CBOR NumericDate as float seconds, or None if it is not a number in range. Integers
+    are bounded before conversion: a 400-digit integer must not overflow, and must never be
+    formatted (Python refuses to print integers of more than 4300 digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value) if 0 <= value <= _LATEST_SECOND else None
+    if isinstance(value, float) and math.isfinite(value) and 0 <= value <= _LATEST_SECOND:
+        return value
+    return None

@@ -5,8 +5,8 @@ print). Every failure to get a trustworthy answer becomes ``verified=False`` wit
 which the decision turns into "cannot verify": the kiosk fails closed, and this module never
 raises for network or answer problems.
 
-Hardening: the answer must arrive within ``timeout_s`` (each network wait, and the body as a
-whole) and be at most 64 KiB; a circuit breaker stops asking a platform that keeps failing, so
+Hardening: the whole lookup (connecting, headers, body) must be over within ``timeout_s``, and
+the answer be at most 64 KiB; a circuit breaker stops asking a platform that keeps failing, so
 visitors get the fallback at once; the answer's schema is strict, and a "pending" or "unknown"
 status is refused. Freshness (generation time against the clock, with skew) is judged in
 ``kiosk.decision``, in one place for every platform.
@@ -29,6 +29,7 @@ from kiosk.codes.breaker import CircuitBreaker
 from kiosk.codes.hashing import CodeHasher
 from kiosk.codes.platform_http import PlatformFailure, post_json, shape_problem
 from kiosk.config import PlatformSection
+from kiosk.deadline import guard_session
 from kiosk.results import CodeResult
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class PlatformVerifier:
         self._clock = clock
         self.breaker = breaker or CircuitBreaker(section.breaker_failures, section.breaker_cooldown_s, clock)
         # The session keeps the connection open between visitors: no TCP/TLS setup per lookup.
-        self._session = session if session is not None else requests.Session()
+        self._session = guard_session(session)
         token = section.token.get_secret_value()
         self._headers = {"Accept": "application/json"}
         if token:

@@ -1,19 +1,23 @@
 """One bounded JSON request to a health-code platform, shared by the code lookup and the family lookup.
 
-A hard time limit over the whole answer (requests' timeout only bounds each wait), a size cap, no
-redirects (a redirected POST turns into a GET and loses its body), and every failure turned into
-a few words that name no URL, token, code or phone number.
+One deadline over the whole request, connecting, headers and body (``kiosk.deadline``: requests'
+timeout only bounds each wait), a size cap, no redirects (a redirected POST turns into a GET and
+loses its body), and every failure turned into a few words that name no URL, token, code or phone
+number.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 from typing import Any, Callable
 
 import requests
 import urllib3
 from pydantic import ValidationError
+
+from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request
 
 
 class PlatformFailure(Exception):
@@ -37,14 +41,19 @@ def connection_problem(exc: requests.ConnectionError, timeout_s: float) -> str:
             return "platform closed the connection without an answer"
         if isinstance(current, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
             return f"platform timeout after {timeout_s:g} s"
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return "platform unreachable (TLS certificate not trusted)"
+        if isinstance(current, ssl.SSLError):
+            return "platform unreachable (TLS failed)"
         if isinstance(current, ConnectionRefusedError):
             return "platform unreachable (connection refused)"
         if isinstance(current, socket.gaierror):
             return "platform unreachable (host name not resolved)"
         if type(current).__module__ == "builtins" and isinstance(current, OSError) and current.strerror:
             return f"platform unreachable ({current.strerror.lower()})"
-        todo.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
-        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        # (``reason`` is an exception on urllib3's errors, but a string on ssl's.)
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        todo.extend(item for item in linked if isinstance(item, BaseException))
     return "platform unreachable"
 
 
@@ -70,38 +79,26 @@ def shape_problem(exc: ValidationError, statuses: str) -> str:
 
 def post_json(session: requests.Session, url: str, body: dict[str, Any], headers: dict[str, str],
               timeout_s: float, max_bytes: int, clock: Callable[[], float]) -> tuple[int, bytes]:
-    """POST ``body``; return (status, answer bytes) for a 200 or a 404, raise PlatformFailure otherwise."""
-    deadline = clock() + timeout_s
+    """POST ``body``; return (status, answer bytes) for a 200 or a 404, raise PlatformFailure otherwise.
+
+    ``timeout_s`` bounds the whole request (connecting, headers, body); ``session`` should come
+    from ``kiosk.deadline.guard_session``.
+    """
     try:
-        # Streamed, so that the answer's size and its total time can be capped while it arrives.
-        response = session.post(url, json=body, headers=headers, timeout=timeout_s, allow_redirects=False,
-                                stream=True)
+        answer = bounded_request(session, "POST", url, seconds=timeout_s, max_bytes=max_bytes, clock=clock,
+                                 json=body, headers=headers)
+    except DeadlineExceeded:
+        raise PlatformFailure(f"platform timeout after {timeout_s:g} s") from None
+    except AnswerTooLarge:
+        raise PlatformFailure(f"platform answer malformed: larger than {max_bytes} bytes") from None
     except requests.Timeout:
         raise PlatformFailure(f"platform timeout after {timeout_s:g} s") from None
     except requests.ConnectionError as exc:
         raise PlatformFailure(connection_problem(exc, timeout_s)) from None
     except requests.RequestException as exc:
         raise PlatformFailure(f"platform request failed: {type(exc).__name__}") from None
-    with response:
-        status = response.status_code
-        if status in (401, 403):
-            raise PlatformFailure(f"platform rejected the kiosk's token ({status})")
-        if status not in (200, 404):
-            raise PlatformFailure(f"platform answered {status}")
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in response.iter_content(chunk_size=8192):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PlatformFailure(f"platform answer malformed: larger than {max_bytes} bytes")
-                chunks.append(chunk)
-                if clock() > deadline:
-                    raise PlatformFailure(f"platform timeout after {timeout_s:g} s")
-        except requests.ConnectionError as exc:
-            raise PlatformFailure(connection_problem(exc, timeout_s)) from None
-        except requests.RequestException as exc:
-            raise PlatformFailure(f"platform answer cut short: {type(exc).__name__}") from None
-    if clock() > deadline:
-        raise PlatformFailure(f"platform timeout after {timeout_s:g} s")
-    return status, b"".join(chunks)
+    if answer.status in (401, 403):
+        raise PlatformFailure(f"platform rejected the kiosk's token ({answer.status})")
+    if answer.status not in (200, 404):
+        raise PlatformFailure(f"platform answered {answer.status}")
+    return answer.status, answer.body

@@ -1,8 +1,10 @@
 """Routes every scanned code to the verifier of its scheme, and applies the checks around them all.
 
 - ``HC1:`` goes to the EU DCC verifier, ``shc:/`` to the SMART Health Card verifier (both offline,
-  against the trust list). A text that only looks like one of them (lower case, a leading BOM or
-  space) goes there too, to be refused, rather than being sent to a platform.
+  against the trust list). The scanned text is normalised first (Unicode compatibility forms,
+  leading whitespace and invisible characters), and a text that only looks like a certificate
+  (a lookalike prefix, a Base45 COSE body, an ``shc:/``-style digit run; ``kiosk.codes.recognise``)
+  goes there too, to be refused: a certificate never reaches a platform.
 - Any other code is looked up at a platform: the first configured platform of another region whose
   prefix or pattern matches (``codes.platforms``, mutual recognition), else the home platform.
 - Offline codes are refused while the trust list is out of date or the clock is not synchronised,
@@ -12,7 +14,9 @@
   credentials, of the signed content, so a re-encoded copy of the same certificate is caught too).
 
 The interface is the platform verifier's: ``verify(payload) -> CodeResult``, called from a worker
-thread, never raising for a bad code or an unreachable platform.
+thread, never raising: a bad code or an unreachable platform is a refusal with its reason, and an
+unexpected exception in any verifier is logged (its type and place, never the code) and refused
+as ``cannot_verify``.
 """
 
 from __future__ import annotations
@@ -20,15 +24,18 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Callable, Protocol
 
 from kiosk.codes.clock import ClockCheck
 from kiosk.codes.dcc import DccVerifier
 from kiosk.codes.hashing import CodeHasher
 from kiosk.codes.platform import PlatformVerifier
+from kiosk.codes.recognise import recognise
 from kiosk.codes.replay import ReplayGuard
 from kiosk.codes.shc import ShcVerifier
 from kiosk.codes.trust import TrustStore
@@ -79,12 +86,7 @@ class Route:
 
 def offline_scheme(payload: str) -> str | None:
     """"dcc" or "shc" if the text is (or looks like) a signed credential, else None."""
-    head = payload[:16].lstrip("\ufeff \t\r\n")
-    if head[:4].upper() == "HC1:":
-        return "dcc"
-    if head[:5].lower() == "shc:/":
-        return "shc"
-    return None
+    return recognise(payload).scheme
 
 
 def _utc_now() -> datetime:
@@ -121,23 +123,50 @@ class CodeRouter:
     # -- the verifier interface ----------------------------------------------------------------
 
     def verify(self, payload: str) -> CodeResult:
-        """The verdict on one scanned code; never raises for a bad code or an unreachable platform."""
-        scheme = offline_scheme(payload) if isinstance(payload, str) else None
-        if scheme is None:
-            result = self._platform_for(payload).verify(payload)
-            replay_key = result.code_hash
-        else:
-            result, replay_key = self._offline(scheme, payload)
-        if result.verified and result.colour == "green" and not result.reasons and self.replay.seen(replay_key):
-            log.info("code refused: accepted here within the last %.0f s", self.replay.window_s)
-            reasons = (str(Reason.REPLAYED),)
-            problem = f"accepted at this kiosk within the last {self.replay.window_s:.0f} s"
-            result = replace(result, reasons=reasons, problem=problem)
+        """The verdict on one scanned code; never raises (see the module docstring)."""
+        try:
+            result, replay_key = self._verify(payload)
+        except Exception as exc:  # a verifier's bug must cost one visit, never the service
+            return self._internal_failure(payload, exc)
         with self._lock:
             self._pending[result.code_hash] = replay_key
             while len(self._pending) > _PENDING_MAX:
                 self._pending.popitem(last=False)
         return result
+
+    def _verify(self, payload: str) -> tuple[CodeResult, str]:
+        recognised = recognise(payload)
+        if recognised.scheme is None:
+            result = self._platform_for(payload).verify(payload)
+            replay_key = result.code_hash
+        else:
+            result, replay_key = self._offline(recognised.scheme, payload, recognised.text)
+        if result.verified and result.colour == "green" and not result.reasons and self.replay.seen(replay_key):
+            log.info("code refused: accepted here within the last %.0f s", self.replay.window_s)
+            reasons = (str(Reason.REPLAYED),)
+            problem = f"accepted at this kiosk within the last {self.replay.window_s:.0f} s"
+            result = replace(result, reasons=reasons, problem=problem)
+        return result, replay_key
+
+    def _internal_failure(self, payload: object, exc: Exception) -> CodeResult:
+        """A logged refusal for an exception no verifier should have raised. The log names the
+        exception's type and where it was raised, not its message (which may quote the code)."""
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else "?"
+        log.error("code verification failed unexpectedly (%s at %s); the code is refused", type(exc).__name__, where)
+        try:
+            code_hash = self._hasher.hash(payload) if isinstance(payload, str) else self._hasher.hash(repr(type(payload)))
+            scheme = recognise(payload).scheme or "platform"
+        except Exception:
+            code_hash, scheme = "", "platform"
+        return CodeResult(
+            verified=False,
+            colour="unknown",
+            code_hash=code_hash,
+            scheme=scheme,
+            problem=f"internal error while checking the code ({type(exc).__name__})",
+            reasons=(str(Reason.CANNOT_VERIFY),),
+        )
 
     def accepted(self, code: CodeResult) -> None:
         """The kiosk let the holder of this code in: the same code is refused for the replay window."""
@@ -167,12 +196,13 @@ class CodeRouter:
         """"dcc", "shc", or "platform:<name>" (for staff tools and the benchmark)."""
         return offline_scheme(payload) or f"platform:{self._platform_for(payload).name}"
 
-    def _offline(self, scheme: str, payload: str) -> tuple[CodeResult, str]:
+    def _offline(self, scheme: str, payload: str, text: str) -> tuple[CodeResult, str]:
+        """``payload`` as scanned (its hash stands for it), ``text`` as normalised for the verifier."""
         code_hash = self._hasher.hash(payload)
         now = self._utcnow()
         store = self.trust.store or _EMPTY
         verifier = self._dcc if scheme == "dcc" else self._shc
-        finding = verifier.verify(payload, store, now)
+        finding = verifier.verify(text, store, now)
         blocking, problems = self._policy_reasons(now)
         reasons = tuple(dict.fromkeys([*blocking, *finding.reasons]))
         if finding.problem:

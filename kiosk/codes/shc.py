@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from kiosk.codes.finding import Finding, Refused, inflate
-from kiosk.codes.trust import TrustStore, b64url_decode, seconds
+from kiosk.codes.finding import Finding, Refused, inflate, numeric_date
+from kiosk.codes.trust import TrustStore, b64url_decode
 from kiosk.config import CodesSection
 from kiosk.decision import Reason
 
@@ -44,9 +44,12 @@ MAX_PAYLOAD_CHARS = 24000
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_PARTS = 20
 _SINGLE = re.compile(r"shc:/([0-9]+)")
-_PART = re.compile(r"shc:/([1-9][0-9]*)/([1-9][0-9]*)/([0-9]+)")
+# Part numbers are short: a 5,000-digit "part number" is not one (and Python refuses to convert it).
+_PART = re.compile(r"shc:/([1-9][0-9]{0,2})/([1-9][0-9]{0,2})/([0-9]+)")
 _JWS_CHARS = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 _HEADER_KEYS = {"alg", "zip", "kid"}
+_MAX_KID_CHARS = 128
+_MAX_ISS_CHARS = 1024
 _ECDSA = ec.ECDSA(SHA256())
 
 
@@ -176,6 +179,8 @@ class ShcVerifier:
             raise Refused.malformed("header must hold exactly alg, zip and kid")
         if header["alg"] != "ES256" or header["zip"] != "DEF" or not isinstance(header["kid"], str):
             raise Refused.malformed("header must say alg ES256, zip DEF, and a kid")
+        if not 0 < len(header["kid"]) <= _MAX_KID_CHARS:
+            raise Refused.malformed("the header's kid is empty or too long")
         signature = _b64(signature_b64, "signature")
         compressed = _b64(payload_b64, "payload")
         card = _json(inflate(compressed, raw=True, limit=MAX_PAYLOAD_BYTES, what="the payload"), "payload")
@@ -225,18 +230,16 @@ class ShcVerifier:
     def _claims(card: Any) -> tuple[str, float, float | None, str | None]:
         if not isinstance(card, dict):
             raise Refused.malformed("payload is not a JSON object")
-        iss, nbf, vc = card.get("iss"), seconds(card.get("nbf")), card.get("vc")
-        if not isinstance(iss, str) or not iss:
-            raise Refused.malformed("payload has no issuer (iss)")
+        iss, nbf, vc = card.get("iss"), numeric_date(card.get("nbf")), card.get("vc")
+        if not isinstance(iss, str) or not 0 < len(iss) <= _MAX_ISS_CHARS:
+            raise Refused.malformed("payload has no issuer (iss), or one too long to be a URL")
         if nbf is None:
-            raise Refused.malformed("payload has no numeric nbf")
-        _utc(nbf)
+            raise Refused.malformed("payload has no numeric nbf in range")
         exp = None
         if "exp" in card:
-            exp = seconds(card["exp"])
+            exp = numeric_date(card["exp"])
             if exp is None:
-                raise Refused.malformed("exp is not a number")
-            _utc(exp)
+                raise Refused.malformed("exp is not a number in range")
         if not isinstance(vc, dict) or not isinstance(vc.get("type"), list) or HEALTH_CARD_TYPE not in vc["type"]:
             raise Refused.malformed("payload is not a health card (vc.type)")
         subject = vc.get("credentialSubject")

@@ -19,17 +19,16 @@ import binascii
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from cryptography import x509
+from asn1crypto import pem
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 
+from kiosk.codes.certificates import CertificateError, read_certificate
 from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
@@ -65,29 +64,25 @@ class DccSigner:
 
     @classmethod
     def from_der(cls, der: bytes, kid: bytes | None = None, country: str | None = None) -> "DccSigner":
-        """A signer from its DER certificate; the kid defaults to the one computed from it."""
+        """A signer from its DER certificate; the kid defaults to the one computed from it, the
+        country to the certificate subject's. A certificate whose encoding ``cryptography`` refuses
+        is read leniently (``kiosk.codes.certificates``)."""
         try:
-            certificate = x509.load_der_x509_certificate(der)
-            public_key = certificate.public_key()
-            subject = certificate.subject.rfc4514_string()
-        except ValueError as exc:
+            facts = read_certificate(der)
+        except CertificateError as exc:
             raise TrustError(f"not an X.509 certificate: {exc}") from None
+        public_key, subject = facts.public_key, facts.subject
+        if facts.lenient:
+            log.info("%s: read leniently (%s)", subject, facts.lenient)
         if isinstance(public_key, ec.EllipticCurvePublicKey):
             if not isinstance(public_key.curve, ec.SECP256R1):
                 raise TrustError(f"{subject}: EC key on {public_key.curve.name}, DCC signatures use P-256")
         elif not isinstance(public_key, rsa.RSAPublicKey):
             raise TrustError(f"{subject}: {type(public_key).__name__} cannot sign a DCC (EC P-256 or RSA)")
-        try:
-            usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            oids = {oid.dotted_string for oid in usage}
-        except x509.ExtensionNotFound:
-            oids = set()
-        except ValueError as exc:
-            # Its key usage cannot be read, so what it may sign is unknown: not trusted at all.
-            raise TrustError(f"{subject}: malformed certificate extensions ({exc})") from None
+        oids = facts.usages or frozenset()
         kinds = frozenset(_DCC_USAGE[oid] for oid in oids if oid in _DCC_USAGE) or None
         return cls(kid=kid if kid is not None else dcc_kid(der), public_key=public_key, subject=subject,
-                   country=country, kinds=kinds)
+                   country=country or facts.country, kinds=kinds)
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -270,9 +265,11 @@ def certificate_file(path: Path) -> DccSigner:
         raise TrustError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if b"-----BEGIN CERTIFICATE-----" in data:
         try:
-            data = x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+            kind, _, data = pem.unarmor(data)
         except ValueError as exc:
             raise TrustError(f"{path}: not a PEM certificate ({exc})") from None
+        if kind != "CERTIFICATE":
+            raise TrustError(f"{path}: not a PEM certificate (it holds a {kind})")
     try:
         return DccSigner.from_der(data)
     except TrustError as exc:
@@ -297,11 +294,3 @@ def issuer_directory(iss: str, jwks_path: Path) -> ShcIssuer:
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 raise TrustError(f"{crl_path}: not a JSON revocation list ({exc})") from None
     return ShcIssuer.from_json(iss, jwks, crls, strict=True)
-
-
-def seconds(value: Any) -> float | None:
-    """A JSON NumericDate as float seconds, or None if it is not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None

@@ -1,22 +1,28 @@
 """The signed trust list: its format, its signature, and the keeper that fetches it and keeps it on disk.
 
-The upstream serves one JSON envelope (``GET <trust.url>``)::
+The upstream serves the signed list (``GET <trust.url>``) as one line of header and the payload::
 
-    {"format": "kiosk-signed/1", "alg": "Ed25519" | "ES256",
-     "payload": "<base64url of the list's JSON>", "signature": "<base64url>"}
+    kiosk-signed/2 <alg> <base64url signature>\n
+    <the list's JSON, exactly the bytes that were signed>
 
-signed by the operator's key (Ed25519, or ECDSA P-256 with a DER signature), whose public half
-is in the kiosk's config (``trust.operator_key``). The list itself::
+``alg`` is ``Ed25519`` or ``ES256`` (ECDSA P-256, DER signature), matching the operator's key,
+whose public half is in the kiosk's config (``trust.operator_key``). The signature is checked over
+the raw payload bytes before anything is parsed: bytes nobody signed are never handed to a JSON
+parser, however they are shaped. The list itself::
 
     {"format": "kiosk-trust-list/1", "issued_at": "2026-11-26T09:00:00Z",
      "dcc": [{"kid": "<base64>", "country": "DE", "certificate": "<base64 DER>"}, ...],
      "shc": [{"iss": "https://issuer.example", "keys": [<JWK>, ...], "crls": [<revocation list>, ...]}, ...]}
 
-The keeper asks with ``If-None-Match`` (an unchanged list costs a 304), checks the signature
-before using anything, refuses a list older than the one it has (a replayed old list must not
-bring back a revoked signer), writes the envelope atomically to ``data_dir/trust-list.json``
-(checked again on every load), and reports the list's age. Age counts from ``issued_at``, which
-the operator signs, so nobody in between can make an old list look fresh.
+The keeper asks with ``If-None-Match`` (an unchanged list costs a 304) within one deadline of
+``trust.timeout_s`` for the whole request, takes at most ``MAX_LIST_BYTES``, and refuses a list
+dated more than ``FUTURE_TOLERANCE`` ahead of the kiosk's clock or older than the newest one it
+ever accepted (a replayed old list must not bring back a revoked signer). The signed list is
+written atomically to ``data_dir/trust-list.json`` exactly as received (checked again on every
+load); the newest issue time accepted, the ETag and the last check go to a small state file beside
+it (``trust-list.state.json``), so a damaged or deleted list does not reopen the door to an older
+one. Age counts from ``issued_at``, which the operator signs, so nobody in between can make an old
+list look fresh.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import binascii
 import json
 import logging
 import os
+import random
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -45,14 +52,30 @@ from cryptography.hazmat.primitives.serialization import (
 
 from kiosk.codes.trust import DccSigner, ShcIssuer, TrustError, TrustStore, b64url_decode
 from kiosk.config import TrustSection
+from kiosk.datadir import make_private_dir, open_private
+from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request, guard_session
+from kiosk.sync.retry import backoff_s
 
 log = logging.getLogger(__name__)
 
-ENVELOPE_FORMAT = "kiosk-signed/1"
+ENVELOPE_FORMAT = "kiosk-signed/2"
 LIST_FORMAT = "kiosk-trust-list/1"
-MAX_LIST_BYTES = 32 * 1024 * 1024
-# After a failed fetch, try again this soon (or at the normal interval, if that is sooner).
+MEDIA_TYPE = "application/vnd.kiosk.signed-list"
+# The header line: format, algorithm and a signature of at most 72 bytes (96 base64url characters).
+MAX_HEADER_BYTES = 256
+# A real list's entries are 1-2.3 KB per EU DCC signer (DER certificates of 0.7-1.6 KB, in base64)
+# and well under 1 KB per card issuer key: 8 MiB holds several thousand signers. Anything larger
+# is not a list, and is cut off while it arrives.
+MAX_LIST_BYTES = 8 * 1024 * 1024
+# The state file beside the list is a few hundred bytes; a larger one is not ours.
+MAX_STATE_BYTES = 4096
+# A list dated further ahead of the kiosk's clock than this is refused: accepted, it would make
+# every current list look older than it, and shut them out until that date.
+FUTURE_TOLERANCE = timedelta(minutes=10)
+# After a failed fetch, try again after about this long, doubling per failure (with jitter) up to
+# MAX_RETRY_S, and never later than the normal refresh interval.
 RETRY_S = 60.0
+MAX_RETRY_S = 900.0
 
 OperatorPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 OperatorPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
@@ -87,7 +110,8 @@ def _b64url(data: bytes) -> str:
 
 
 def sign_list(document: dict[str, Any], key: OperatorPrivateKey) -> bytes:
-    """The envelope for a trust list document, signed with the operator's private key."""
+    """The signed form of a trust list document, with the operator's private key (the operator's
+    signing tool: see docs/codes.md)."""
     payload = json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
     if isinstance(key, ed25519.Ed25519PrivateKey):
         alg, signature = "Ed25519", key.sign(payload)
@@ -95,39 +119,48 @@ def sign_list(document: dict[str, Any], key: OperatorPrivateKey) -> bytes:
         alg, signature = "ES256", key.sign(payload, ec.ECDSA(SHA256()))
     else:
         raise TypeError("the operator key must be Ed25519 or ECDSA P-256")
-    envelope = {"format": ENVELOPE_FORMAT, "alg": alg, "payload": _b64url(payload), "signature": _b64url(signature)}
-    return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+    return f"{ENVELOPE_FORMAT} {alg} {_b64url(signature)}\n".encode("ascii") + payload
 
 
-def open_list(envelope: bytes, key: OperatorPublicKey) -> dict[str, Any]:
-    """The trust list document inside an envelope, once its signature checks out with ``key``."""
+def signed_payload(envelope: bytes, key: OperatorPublicKey) -> bytes:
+    """The payload bytes of a signed list, once their signature checks out with ``key``.
+
+    Nothing but the short header line is looked at before the signature is checked.
+    """
+    newline = envelope.find(b"\n", 0, MAX_HEADER_BYTES)
+    if newline < 0:
+        if envelope[:1] == b"{":
+            raise TrustError(f"trust list is not a {ENVELOPE_FORMAT} list (it starts like the old kiosk-signed/1 "
+                             "form: sign it again with this version)")
+        raise TrustError(f"trust list is not a {ENVELOPE_FORMAT} list")
+    fields = envelope[:newline].split(b" ")
+    if len(fields) != 3 or fields[0] != ENVELOPE_FORMAT.encode("ascii"):
+        raise TrustError(f"trust list is not a {ENVELOPE_FORMAT} list")
     try:
-        outer = json.loads(envelope)
+        alg = fields[1].decode("ascii")
+        signature = b64url_decode(fields[2].decode("ascii"))
     except (UnicodeDecodeError, ValueError):
-        raise TrustError("trust list is not JSON") from None
-    if not isinstance(outer, dict) or outer.get("format") != ENVELOPE_FORMAT:
-        raise TrustError(f"trust list is not a {ENVELOPE_FORMAT} envelope")
-    encoded_payload, encoded_signature = outer.get("payload"), outer.get("signature")
-    if not isinstance(encoded_payload, str) or not isinstance(encoded_signature, str):
-        raise TrustError("trust list payload or signature is missing")
-    try:
-        payload = b64url_decode(encoded_payload)
-        signature = b64url_decode(encoded_signature)
-    except ValueError:
-        raise TrustError("trust list payload or signature is not base64url") from None
-    alg = outer.get("alg")
+        raise TrustError("trust list signature is not base64url") from None
+    payload = envelope[newline + 1:]
     try:
         if alg == "Ed25519" and isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, payload)
         elif alg == "ES256" and isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, payload, ec.ECDSA(SHA256()))
         else:
-            raise TrustError(f"trust list signed with {alg!r}, but the operator key is {type(key).__name__}")
+            shown = alg if alg in ("Ed25519", "ES256") else "another algorithm"
+            raise TrustError(f"trust list signed with {shown}, but the operator key is {type(key).__name__}")
     except InvalidSignature:
         raise TrustError("trust list signature does not verify with the operator key") from None
+    return payload
+
+
+def open_list(envelope: bytes, key: OperatorPublicKey) -> dict[str, Any]:
+    """The trust list document inside a signed list, once its signature checks out with ``key``."""
+    payload = signed_payload(envelope, key)
     try:
         document = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise TrustError("signed trust list is not JSON") from None
     if not isinstance(document, dict) or document.get("format") != LIST_FORMAT:
         raise TrustError(f"signed document is not a {LIST_FORMAT}")
@@ -143,6 +176,9 @@ def store_from_document(document: dict[str, Any], source: str = "") -> TrustStor
         raise TrustError("trust list has no valid issued_at") from None
     if issued_at.tzinfo is None:
         raise TrustError("trust list issued_at has no time zone")
+    for group in ("dcc", "shc"):
+        if not isinstance(document.get(group) or [], list):
+            raise TrustError(f"trust list {group}: must be a list")
     signers: list[DccSigner] = []
     for number, entry in enumerate(document.get("dcc") or []):
         try:
@@ -196,7 +232,8 @@ class TrustListKeeper:
     """Keeps the current trust list: loaded from disk at start, refreshed from the upstream.
 
     ``store`` is the last good list (None before the first); ``stale_problem(now)`` says why offline
-    codes cannot be trusted now (no list, or too old), or None.
+    codes cannot be trusted now (no list, or too old), or None. ``path`` is where the signed list is
+    kept; its state file (``<name>.state.json``) sits beside it.
     """
 
     def __init__(
@@ -205,18 +242,24 @@ class TrustListKeeper:
         path: Path,
         session: requests.Session | None = None,
         utcnow: Callable[[], datetime] = _utc_now,
+        jitter: Callable[[], float] = random.random,
     ):
         self._section = section
         self._path = path
-        self._session = session if session is not None else requests.Session()
+        self._state_path = path.with_name(path.stem + ".state.json")
+        self._session = guard_session(session)
         self._utcnow = utcnow
+        self._jitter = jitter
         self._max_age = timedelta(hours=section.max_age_h)
         self._lock = threading.Lock()
         self.key = load_operator_key(section.operator_key)
         self.store: TrustStore | None = None
         self.etag: str | None = None
         self.checked_at: datetime | None = None
+        # The newest issue time ever accepted: no older list is taken, even after the file is lost.
+        self.newest_issued_at: datetime | None = None
         self.error: str | None = None
+        self.failures = 0  # failed refreshes in a row
         if self.key is None:
             self.error = "no operator key configured (trust.operator_key)"
             log.warning("trust list: %s; offline certificates (HC1:, shc:/) are refused", self.error)
@@ -255,122 +298,181 @@ class TrustListKeeper:
     # -- disk ----------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        state = self._read_state()
+        self.newest_issued_at = _moment(state.get("newest_issued_at"))
         try:
-            saved = json.loads(self._path.read_text(encoding="utf-8"))
-            envelope = json.dumps(saved["envelope"]).encode("utf-8")
+            with open(self._path, "rb") as handle:
+                envelope = handle.read(MAX_LIST_BYTES + 1)
+            if len(envelope) > MAX_LIST_BYTES:
+                raise TrustError(f"larger than {MAX_LIST_BYTES} bytes")
             store = store_from_document(open_list(envelope, self.key), str(self._path))  # type: ignore[arg-type]
         except FileNotFoundError:
             return
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, TrustError) as exc:
+        except Exception as exc:  # whatever is in the file, the kiosk starts
             # A damaged or tampered file is ignored (and replaced at the next fetch), never used.
-            self.error = f"{self._path}: not usable ({exc})"
+            self.error = f"{self._path}: not usable ({_cause(exc)})"
             log.warning("trust list: %s", self.error)
             return
         self.store = store
-        self.etag = saved.get("etag") if isinstance(saved.get("etag"), str) else None
-        try:
-            self.checked_at = datetime.fromisoformat(saved["checked_at"])
-        except (KeyError, TypeError, ValueError):
-            self.checked_at = None
+        self.newest_issued_at = _later(self.newest_issued_at, store.issued_at)
+        etag = state.get("etag")
+        self.etag = etag if isinstance(etag, str) else None
+        self.checked_at = _moment(state.get("checked_at"))
         log.info("trust list loaded from %s (issued %s)", self._path, store.issued_at)
 
-    def _save(self, envelope: bytes) -> None:
-        record = {
-            "etag": self.etag,
-            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
-            "envelope": json.loads(envelope),
-        }
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, separators=(",", ":"))
+    def _read_state(self) -> dict[str, Any]:
+        """The state file's record; empty (and a warning) when it is missing or damaged."""
+        try:
+            with open(self._state_path, "rb") as handle:
+                raw = handle.read(MAX_STATE_BYTES + 1)
+            if len(raw) > MAX_STATE_BYTES:
+                raise ValueError(f"larger than {MAX_STATE_BYTES} bytes")
+            state = json.loads(raw)
+            if not isinstance(state, dict):
+                raise ValueError("not a JSON object")
+            return state
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            log.warning("trust list: state file %s not usable (%s); starting without it", self._state_path, _cause(exc))
+            return {}
+
+    def _write(self, path: Path, data: bytes) -> None:
+        make_private_dir(path.parent)  # the data folder: 0700 when the kiosk creates it
+        tmp = path.with_name(path.name + ".tmp")
+        with open_private(tmp, "wb") as handle:  # 0600, whatever the umask
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, self._path)
+        os.replace(tmp, path)
+
+    def _save_state(self) -> None:
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        record = {"newest_issued_at": iso(self.newest_issued_at), "etag": self.etag, "checked_at": iso(self.checked_at)}
+        self._write(self._state_path, json.dumps(record, separators=(",", ":")).encode("utf-8"))
 
     # -- fetching ------------------------------------------------------------------------------
 
     def refresh(self) -> str:
         """Ask the upstream once: "updated", "unchanged", or raise TrustError saying what went wrong
-        (the list in use stays as it was)."""
+        (the list in use stays as it was). Never raises anything else."""
         if self.key is None:
             raise TrustError(self.error or "no operator key configured")
         with self._lock:
             try:
                 outcome = self._fetch()
-            except TrustError as exc:
+            except Exception as exc:
+                if not isinstance(exc, TrustError):
+                    log.debug("trust list refresh failed", exc_info=True)
+                    exc = TrustError(f"trust list refresh failed: {_cause(exc)}")
                 self.error = str(exc)
-                raise
+                self.failures += 1
+                raise exc from None
             self.error = None
+            self.failures = 0
             return outcome
 
     def _fetch(self) -> str:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": f"{MEDIA_TYPE}, */*;q=0.1"}
         if self.etag and self.store is not None:
             headers["If-None-Match"] = self.etag
+        timeout = self._section.timeout_s
         try:
-            with self._session.get(
-                self._section.url, headers=headers, timeout=self._section.timeout_s,
-                allow_redirects=False, stream=True,
-            ) as response:
-                status = response.status_code
-                body = b"" if status == 304 else self._body(response)
-                etag = response.headers.get("ETag")
+            answer = bounded_request(self._session, "GET", self._section.url, seconds=timeout,
+                                     max_bytes=MAX_LIST_BYTES, headers=headers)
+        except DeadlineExceeded:
+            raise TrustError(f"cannot fetch the trust list: no complete answer within {timeout:g} s") from None
+        except AnswerTooLarge:
+            raise TrustError(f"trust list larger than {MAX_LIST_BYTES} bytes: not fetched") from None
         except requests.RequestException as exc:
             raise TrustError(f"cannot fetch the trust list: {type(exc).__name__}") from None
         now = self._utcnow()
-        if status == 304 and self.store is not None:
+        if answer.status == 304 and self.store is not None:
             self.checked_at = now
-            self._save_current()
+            self._save_state_quietly()
             return "unchanged"
-        if status != 200:
-            raise TrustError(f"trust list fetch answered {status}")
-        store = store_from_document(open_list(body, self.key), self._section.url)  # type: ignore[arg-type]
-        current = self.store
-        if current is not None and current.issued_at and store.issued_at and store.issued_at < current.issued_at:
+        if answer.status != 200:
+            raise TrustError(f"trust list fetch answered {answer.status}")
+        store = store_from_document(open_list(answer.body, self.key), self._section.url)  # type: ignore[arg-type]
+        issued_at = store.issued_at
+        assert issued_at is not None  # store_from_document requires it
+        if issued_at > now + FUTURE_TOLERANCE:
             raise TrustError(
-                f"upstream served a list issued {store.issued_at.isoformat()}, older than the one in use "
-                f"({current.issued_at.isoformat()}); kept the newer one"
+                f"upstream served a list issued {issued_at.isoformat()}, ahead of this kiosk's clock "
+                f"({now.isoformat()}); not accepted"
             )
+        newest = self.newest_issued_at
+        if newest is not None and issued_at < newest:
+            raise TrustError(
+                f"upstream served a list issued {issued_at.isoformat()}, older than the newest accepted "
+                f"({newest.isoformat()}); kept the newer one"
+            )
+        self._write(self._path, answer.body)
         self.store = store
-        self.etag = etag
+        self.etag = answer.headers.get("ETag")
         self.checked_at = now
-        self._save(body)
+        self.newest_issued_at = issued_at
+        self._save_state()
         summary = store.summary()
         log.info("trust list updated (issued %s): %d EU DCC signer(s), %d card issuer(s)",
                  store.issued_at, summary["dcc_signers"], len(summary["shc_issuers"]))
         return "updated"
 
-    def _save_current(self) -> None:
+    def _save_state_quietly(self) -> None:
         try:
-            saved = json.loads(self._path.read_text(encoding="utf-8"))
-            self._save(json.dumps(saved["envelope"]).encode("utf-8"))
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("trust list: cannot record the check in %s: %s", self._path, exc)
+            self._save_state()
+        except OSError as exc:
+            log.warning("trust list: cannot record the check in %s: %s", self._state_path, exc)
 
-    @staticmethod
-    def _body(response: requests.Response) -> bytes:
-        chunks, size = [], 0
-        for chunk in response.iter_content(chunk_size=65536):
-            size += len(chunk)
-            if size > MAX_LIST_BYTES:
-                raise TrustError(f"trust list larger than {MAX_LIST_BYTES} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def retry_in(self) -> float:
+        """Seconds until the next attempt: the refresh interval, or a growing delay after failures."""
+        refresh = self._section.refresh_s
+        if not self.failures:
+            return refresh
+        return min(refresh, backoff_s(self.failures, min(RETRY_S, refresh), MAX_RETRY_S, self._jitter()))
 
     def run(self, stop: threading.Event) -> None:
-        """Thread body: refresh now, then every ``trust.refresh_s`` (sooner after a failure)."""
+        """Thread body: refresh now, then every ``trust.refresh_s`` (sooner after a failure, with
+        backoff). Whatever the upstream sends, the thread goes on."""
         if self.key is None:
             return
         while not stop.is_set():
             try:
                 outcome = self.refresh()
                 log.debug("trust list %s", outcome)
-                wait = self._section.refresh_s
             except TrustError as exc:
-                log.warning("trust list: %s", exc)
-                wait = min(RETRY_S, self._section.refresh_s)
-            stop.wait(wait)
+                log.warning("trust list: %s (next try in %.0f s)", exc, self.retry_in())
+            except Exception:  # refresh() raises only TrustError; this thread must outlive a surprise
+                log.exception("trust list: unexpected error")
+                self.failures = max(1, self.failures)
+            stop.wait(self.retry_in())
 
     def close(self) -> None:
         self._session.close()
+
+
+def _cause(exc: BaseException) -> str:
+    """A short cause that never quotes what was received."""
+    if isinstance(exc, (TrustError, OSError)):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    return type(exc).__name__
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)

@@ -17,8 +17,10 @@ kiosk whose batch was refused can resend it (without the events named as bad). A
 ``Idempotency-Key`` is remembered: the same batch again gets the same answer.
 
 Given a certificate and key it serves HTTPS. For tests, ``inject()`` queues faults that the next
-POST /events requests suffer (an error status, a stall, a dropped connection, an answer whose body
-never comes, a server that stores the batch and dies).
+requests suffer: on POST /events an error status, a stall, a dropped connection, an answer whose
+body never comes, a server that stores the batch and dies; on every route (events, the platform's
+verify and family lookups, the trust list) an answer that trickles in a byte at a time; and on the
+platform and trust list routes an answer replaced by given bytes (a hostile or hand-signed list).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from kiosk.codes.trustlist import MEDIA_TYPE
 from kiosk.errors import KioskError
 from kiosk.sim.collector import Collector
 from kiosk.sim.credentials import DemoCredentials
@@ -77,12 +80,16 @@ class _Hangup(Exception):
         self.reset = reset
 
 
-FaultKind = Literal["status", "stall", "drop", "no_body", "accept_then_die"]
+FaultKind = Literal["status", "stall", "drop", "no_body", "accept_then_die", "trickle", "trickle_head", "answer"]
+FaultRoute = Literal["events", "verify", "family", "trust"]
+_TRICKLES = ("trickle", "trickle_head")
 
 
 @dataclass(frozen=True)
 class Fault:
-    """What the next POST /events suffers (for tests):
+    """What the next request to ``route`` suffers (for tests).
+
+    On ``events`` (POST /events, the default):
 
     - ``status``: answer ``status`` (500, 503, 429, 401 ...) with ``retry_after`` as Retry-After;
       nothing is stored;
@@ -91,12 +98,24 @@ class Fault:
     - ``no_body``: store the batch, send "200" and its headers, then never the body (hang up
       after ``seconds``);
     - ``accept_then_die``: store the batch, then hang up without answering and stop the server.
+
+    On every route (``events``, ``verify``, ``family``, ``trust``):
+
+    - ``trickle``: do the request as usual, send the status and headers (with the Content-Length)
+      at once, then the body one byte every ``seconds``;
+    - ``trickle_head``: the same, but the status line and headers trickle too.
+
+    On ``verify``, ``family`` and ``trust``:
+
+    - ``answer``: answer 200 with ``body`` instead (``status`` is ignored).
     """
 
     kind: FaultKind
     status: int = 500
     retry_after: str | None = None
     seconds: float = 0.0
+    route: FaultRoute = "events"
+    body: bytes = b""
 
 
 class _Server(ThreadingHTTPServer):
@@ -174,17 +193,29 @@ class _Handler(BaseHTTPRequestHandler):
         ("GET", "/trust/list"): "_trust_list",
     }
 
+    # The routes whose faults are taken before the route runs (POST /events takes its own).
+    _FAULT_ROUTES: dict[str, FaultRoute] = {"_verify": "verify", "_family": "family", "_trust_list": "trust"}
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         name = self._ROUTES.get((method, url.path))
         self._body_consumed = False
         self._extra_headers: dict[str, str] = {}
+        self._fault: Fault | None = None
         try:
             if name is None:
                 if any(path == url.path for _, path in self._ROUTES):
                     raise _Reply(405, {"error": f"{method} not allowed on {url.path}"})
                 raise _Reply(404, {"error": f"no route {url.path}"})
-            status, body, content_type = getattr(self, name)(parse_qs(url.query))
+            if name in self._FAULT_ROUTES:
+                self._fault = self.server.upstream.take_fault(self._FAULT_ROUTES[name])
+            if self._fault is not None and self._fault.kind == "answer":
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self._body_consumed = True
+                status, body, content_type = 200, self._fault.body, "application/octet-stream"
+            else:
+                status, body, content_type = getattr(self, name)(parse_qs(url.query))
         except _Reply as reply:
             if reply.close:
                 self.close_connection = True
@@ -207,8 +238,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(header, value)
         if self.close_connection:
             self.send_header("Connection", "close")
+        if self._fault is not None and self._fault.kind in _TRICKLES:
+            self._trickle(body, self._fault)
+            return
         self.end_headers()
         self.wfile.write(body)
+
+    def _trickle(self, body: bytes, fault: Fault) -> None:
+        """Send the answer one byte every ``fault.seconds`` (its head too for "trickle_head"),
+        until it is all sent, the client hangs up or the server stops."""
+        self.close_connection = True
+        # The status line and headers, as end_headers would send them (taken from the buffer).
+        head = b"".join(vars(self).pop("_headers_buffer", [])) + b"\r\n"
+        closing = self.server.upstream.closing
+        try:
+            if fault.kind == "trickle":
+                self.wfile.write(head)
+                head = b""
+            for byte in head + body:
+                if closing.wait(fault.seconds):
+                    return
+                self.wfile.write(bytes([byte]))
+        except OSError:
+            pass  # the client gave up: that is what is being tested
 
     def _hang_up(self, reset: bool) -> None:
         """Drop the connection with no answer: a reset, or a plain close."""
@@ -330,14 +382,16 @@ class _Handler(BaseHTTPRequestHandler):
         body, etag = self.server.upstream.trust_list()
         self._extra_headers["ETag"] = etag
         if etag in [tag.strip() for tag in self.headers.get("If-None-Match", "").split(",")]:
-            return 304, b"", "application/json"
-        return 200, body, "application/json"
+            return 304, b"", MEDIA_TYPE
+        return 200, body, MEDIA_TYPE
 
     # --- collector -----------------------------------------------------------------------------
 
     def _post_events(self, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
         upstream = self.server.upstream
-        fault = upstream.take_fault()
+        fault = upstream.take_fault("events")
+        if fault is not None and fault.kind in _TRICKLES:
+            self._fault, fault = fault, None  # the batch is handled as usual; its answer trickles
         if fault is not None and fault.kind == "status":
             self._read_body(MAX_BODY_BYTES)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
@@ -502,13 +556,21 @@ class ReferenceUpstream:
         return f"{scheme}://{self.host}:{self.port}"
 
     def inject(self, *faults: Fault) -> None:
-        """Queue faults: each of the next POST /events requests suffers one, in order."""
+        """Queue faults: each of the next requests to a fault's route suffers one, in order."""
+        for fault in faults:
+            allowed = {"trickle", "trickle_head"} | ({"answer"} if fault.route != "events" else
+                                                     {"status", "stall", "drop", "no_body", "accept_then_die"})
+            if fault.kind not in allowed:
+                raise ValueError(f"fault {fault.kind!r} cannot be injected on the {fault.route} route")
         with self._faults_lock:
             self._faults.extend(faults)
 
-    def take_fault(self) -> Fault | None:
+    def take_fault(self, route: FaultRoute = "events") -> Fault | None:
+        """The next fault queued for ``route`` (None if there is none)."""
         with self._faults_lock:
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((queued for queued in self._faults if queued.route == route), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is not None:
             self.count("fault")
         return fault

@@ -1,15 +1,17 @@
 """The upstream HTTP API as the kiosk sees it: POST a batch of events to the collector.
 
 The wire format is described in docs/upload-protocol.md. One call is one request: retrying is the
-uploader's job, and it is safe because the collector ignores event ids it already has. Every
-request has a connect and a read timeout; HTTPS certificates are always verified (against
-``upstream.ca_bundle`` when set). The bearer token goes only into the Authorization header: it is
+uploader's job, and it is safe because the collector ignores event ids it already has. One deadline
+of ``upstream.timeout_s`` bounds each whole request, sending the batch and reading the answer
+included (``kiosk.deadline``), and the answer is capped at ``MAX_ANSWER_BYTES``; HTTPS
+certificates are always verified (against ``upstream.ca_bundle`` when set). The bearer token goes only into the Authorization header: it is
 never logged and never part of an error.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from typing import Any
 import requests
 
 from kiosk.config import UpstreamSection
+from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request, guard_session
 from kiosk.errors import KioskError
 from kiosk.events import Event
 from kiosk.sync.retry import parse_retry_after
@@ -32,6 +35,9 @@ NDJSON = "application/x-ndjson"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # gzip level 6: most of level 9's gain for a fraction of its time.
 GZIP_LEVEL = 6
+# The collector's answer is a receipt, or an error naming refused events (at most one per event of
+# a batch of upstream.batch_size <= 5000): 2 MiB is ample; anything larger is not an answer.
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,12 @@ def encode_batch(events: list[Event]) -> bytes:
     return "".join(event.to_json() + "\n" for event in events).encode("utf-8")
 
 
-def _network_cause(exc: requests.RequestException, timeout_s: float) -> str:
+def _network_cause(exc: Exception, timeout_s: float) -> str:
     """A one-line reason instead of urllib3's nested repr (which repeats the whole URL twice)."""
+    if isinstance(exc, DeadlineExceeded):
+        return f"no complete answer within {timeout_s:g} s"
+    if isinstance(exc, AnswerTooLarge):
+        return f"answer larger than {exc.limit} bytes"
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         found = re.search(r"(certificate verify failed: [^(')\"]+|wrong version number|[A-Z_]+_ERROR)", text)
@@ -92,10 +102,10 @@ def _network_cause(exc: requests.RequestException, timeout_s: float) -> str:
     return type(exc).__name__
 
 
-def _answer_json(response: requests.Response) -> Any:
+def _answer_json(body: bytes) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         return None
 
 
@@ -126,7 +136,7 @@ class UpstreamClient:
     def __init__(self, section: UpstreamSection, session: requests.Session | None = None,
                  utcnow: Callable[[], datetime] = _utcnow):
         self._section = section
-        self._session = session if session is not None else requests.Session()
+        self._session = guard_session(session)
         self._utcnow = utcnow
         self.url = section.url.rstrip("/") + "/events"
         self._ca_problem: str | None = None
@@ -159,27 +169,25 @@ class UpstreamClient:
             headers["Authorization"] = f"Bearer {token}"
         timeout = self._section.timeout_s
         try:
-            response = self._session.post(self.url, data=body, headers=headers, timeout=(timeout, timeout),
-                                          verify=self._verify)
-        except requests.RequestException as exc:
+            answer = bounded_request(self._session, "POST", self.url, seconds=timeout, max_bytes=MAX_ANSWER_BYTES,
+                                     data=body, headers=headers, verify=self._verify)
+        except (requests.RequestException, DeadlineExceeded, AnswerTooLarge) as exc:
             raise UploadError(f"collector unreachable: {_network_cause(exc, timeout)}") from None
-        with response:
-            data = _answer_json(response)
-            if 200 <= response.status_code < 300:
-                logger.debug("sent batch %s (%d bytes) to %s", key, len(body), self.url)
-                if isinstance(data, dict):
-                    accepted, duplicates = data.get("accepted"), data.get("duplicates")
-                    return Receipt(response.status_code,
-                                   accepted if isinstance(accepted, int) else None,
-                                   duplicates if isinstance(duplicates, int) else None)
-                return Receipt(response.status_code)
-            reason = data["error"][:160] if isinstance(data, dict) and isinstance(data.get("error"), str) else ""
-            cause = f"collector answered {response.status_code}" + (f": {reason}" if reason else "")
-            retry_after = None
-            if response.status_code in (429, 503):
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._utcnow())
-            raise UploadError(cause, status=response.status_code, retry_after_s=retry_after,
-                              rejected=_rejections(data))
+        data = _answer_json(answer.body)
+        if 200 <= answer.status < 300:
+            logger.debug("sent batch %s (%d bytes) to %s", key, len(body), self.url)
+            if isinstance(data, dict):
+                accepted, duplicates = data.get("accepted"), data.get("duplicates")
+                return Receipt(answer.status,
+                               accepted if isinstance(accepted, int) else None,
+                               duplicates if isinstance(duplicates, int) else None)
+            return Receipt(answer.status)
+        reason = data["error"][:160] if isinstance(data, dict) and isinstance(data.get("error"), str) else ""
+        cause = f"collector answered {answer.status}" + (f": {reason}" if reason else "")
+        retry_after = None
+        if answer.status in (429, 503):
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._utcnow())
+        raise UploadError(cause, status=answer.status, retry_after_s=retry_after, rejected=_rejections(data))
 
     def post_events(self, events: list[Event]) -> Receipt | None:
         """POST these events as one batch (None when there are none)."""

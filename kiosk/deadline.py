@@ -1,0 +1,273 @@
+"""One deadline over a whole HTTP request: connecting, the TLS handshake, the headers and the body.
+
+requests (and urllib3 under it) only bound each single wait for the network: a server that sends
+one byte a second never trips a read timeout, and a lookup with ``timeout_s = 1.5`` can take a
+minute. ``bounded_request`` gives the request a deadline instead. The socket timeouts still cap
+each wait; in addition, a watchdog thread shuts the request's connection down when the deadline
+passes, which ends whatever read or write is blocked on it (headers or body, plain or TLS). The
+answer is streamed and capped in size while it arrives.
+
+The watchdog finds the connection through a session whose adapters come from ``guard_session``
+(it sees each socket urllib3 gives a connection, and each pooled connection a request reuses).
+Not covered: resolving the host name (the system resolver's own timeouts apply); a URL with an IP
+address, or a local resolver, avoids that.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Callable
+
+import requests
+import requests.adapters
+import requests.structures
+from urllib3.connection import DummyConnection
+from urllib3.connectionpool import HTTPConnectionPool
+
+# Read size while streaming an answer: small enough that the size cap and the deadline are checked
+# often, large enough that a big answer is not read a few bytes at a time.
+CHUNK_BYTES = 16 * 1024
+
+
+class DeadlineExceeded(Exception):
+    """The request did not complete within its deadline."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        super().__init__(f"no complete answer within {seconds:g} s")
+
+
+class AnswerTooLarge(Exception):
+    """The answer's body is larger than the request allows."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        super().__init__(f"answer larger than {limit} bytes")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: requests.structures.CaseInsensitiveDict
+    body: bytes
+
+
+_current = threading.local()  # the deadline of the request this thread is making, if any
+_lock = threading.Lock()  # guards every deadline's watched sockets and each connection's owner
+
+
+class Deadline:
+    """A deadline for the request made by this thread inside ``with``; see ``bounded_request``."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.seconds = seconds
+        self._clock = clock
+        self.at = clock() + seconds
+        self.expired = False
+        self._done = False
+        self._watched: list[tuple[Any, socket.socket]] = []
+        self._previous: Deadline | None = None
+
+    def remaining(self) -> float:
+        return self.at - self._clock()
+
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) timeouts for requests: no single wait may outlast the deadline."""
+        left = max(0.001, self.remaining())
+        return left, left
+
+    def __enter__(self) -> "Deadline":
+        self._previous = getattr(_current, "deadline", None)
+        _current.deadline = self
+        _WATCHDOG.add(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.deadline = self._previous
+        with _lock:
+            self._done = True
+            for connection, twin in self._watched:
+                if getattr(connection, "_deadline", None) is self:
+                    connection._deadline = None
+                twin.close()
+            self._watched.clear()
+
+    def watch(self, connection: Any, sock: socket.socket) -> None:
+        """Shut ``sock`` down if the deadline passes while ``connection`` serves this request.
+
+        A duplicate descriptor is kept: the connection may replace its socket (TLS wraps it) or
+        close it, and the duplicate still reaches the same TCP connection, never a reused number.
+        """
+        try:
+            twin = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except (OSError, ValueError):
+            return  # already closed: nothing left to wait on
+        with _lock:
+            if self._done:
+                twin.close()
+                return
+            connection._deadline = self
+            self._watched.append((connection, twin))
+            if self.expired:
+                _shut(twin)
+
+    def expire(self) -> None:
+        """The watchdog's call at the deadline: end every wait on this request's connection."""
+        with _lock:
+            if self._done:
+                return
+            self.expired = True
+            for connection, twin in self._watched:
+                # A connection already handed to another request (pooled, reused) is left alone.
+                if getattr(connection, "_deadline", None) is self:
+                    _shut(twin)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Watchdog:
+    """One daemon thread that expires deadlines as they fall due (one thread for all requests)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()
+        self._wakeup = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        # The heap runs on time.monotonic; a deadline with an injected clock is converted once.
+        due = time.monotonic() + deadline.remaining()
+        with self._wakeup:
+            heapq.heappush(self._heap, (due, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="http-deadline", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is deadline:
+                self._wakeup.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._wakeup.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, deadline = heapq.heappop(self._heap)
+            deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _Watched:
+    """Mixed into urllib3's connection classes: hands the connection's socket to the deadline of
+    the request using it, both when a socket is set (connecting, TLS) and when a pooled
+    connection is reused."""
+
+    _deadline: Deadline | None = None
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self.__dict__.get("_watched_sock")
+
+    @sock.setter
+    def sock(self, value: socket.socket | None) -> None:
+        self.__dict__["_watched_sock"] = value
+        deadline = getattr(_current, "deadline", None)
+        if value is not None and deadline is not None:
+            deadline.watch(self, value)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None and self.sock is not None:
+            deadline.watch(self, self.sock)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+@cache
+def _watched_connection(cls: type) -> type:
+    return type(cls.__name__, (_Watched, cls), {"__module__": __name__})
+
+
+@cache
+def _watched_pool(cls: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    connection = cls.ConnectionCls
+    if connection is None or connection is DummyConnection:
+        return cls
+    return type(cls.__name__, (cls,), {"ConnectionCls": _watched_connection(connection), "__module__": __name__})
+
+
+def _watch_pools(manager: Any) -> Any:
+    manager.pool_classes_by_scheme = {
+        scheme: _watched_pool(pool) for scheme, pool in manager.pool_classes_by_scheme.items()
+    }
+    return manager
+
+
+class DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections the watchdog can reach (proxied ones too)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+def guard_session(session: requests.Session | None = None) -> requests.Session:
+    """``session`` (or a new one) with deadline-aware adapters for http:// and https://."""
+    session = session if session is not None else requests.Session()
+    session.mount("http://", DeadlineAdapter())
+    session.mount("https://", DeadlineAdapter())
+    return session
+
+
+def bounded_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    seconds: float,
+    max_bytes: int,
+    clock: Callable[[], float] = time.monotonic,
+    **kwargs: Any,
+) -> Answer:
+    """One request that completes within ``seconds``, answer and all, or raises.
+
+    Raises DeadlineExceeded, AnswerTooLarge (``max_bytes`` of body, after any gzip decoding), or
+    requests' own exceptions for other network trouble. Redirects are never followed. ``session``
+    should come from ``guard_session``; with another, only the socket timeouts and the checks
+    between chunks of the body apply.
+    """
+    with Deadline(seconds, clock) as deadline:
+        try:
+            with session.request(method, url, timeout=deadline.timeouts(), stream=True, allow_redirects=False,
+                                 **kwargs) as response:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise AnswerTooLarge(max_bytes)
+                    chunks.append(chunk)
+                    if deadline.remaining() < 0:
+                        raise DeadlineExceeded(seconds)
+                status, headers = response.status_code, response.headers
+        except requests.RequestException:
+            if deadline.expired or deadline.remaining() < 0:
+                raise DeadlineExceeded(seconds) from None
+            raise
+        # A cut connection can look like the end of an answer sent without a Content-Length.
+        if deadline.expired or deadline.remaining() < 0:
+            raise DeadlineExceeded(seconds)
+    return Answer(status, headers, b"".join(chunks))

@@ -1,0 +1,205 @@
+"""One deadline over a whole HTTP request, against raw servers on loopback that misbehave in each
+phase: the TLS handshake, the headers, the body (with and without a Content-Length), and a server
+that never reads what it is sent. Each request must end within its deadline, plus a small slack."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request, guard_session
+
+DEADLINE_S = 0.5
+# What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
+SLACK_S = 0.5
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n"
+
+
+class RawServer:
+    """A loopback TCP server; each connection is handed to ``serve(conn)`` on its own thread."""
+
+    def __init__(self, serve: Callable[[socket.socket, threading.Event], None]):
+        self.serve = serve
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.peers: list[int] = []
+        self._conns: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                conn, peer = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.peers.append(peer[1])
+            self._conns.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                self.serve(conn, self.stop)
+            except OSError:
+                pass  # the client gave up: that is what is being tested
+
+    def close(self) -> None:
+        self.stop.set()
+        self._accepting.join(timeout=5)
+        self.listener.close()
+        for conn in self._conns:  # a kept-alive connection's reader returns at once
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(handler: Callable[[socket.socket, threading.Event], None]) -> RawServer:
+        servers.append(RawServer(handler))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def trickle(conn: socket.socket, stop: threading.Event, data: bytes, pause_s: float = 0.05) -> None:
+    for byte in data:
+        if stop.wait(pause_s):
+            return
+        conn.sendall(bytes([byte]))
+
+
+def ends_on_time(call: Callable[[], object]) -> BaseException:
+    """Run ``call``; it must raise within the deadline (+ slack). Returns what it raised."""
+    started = time.monotonic()
+    with pytest.raises(Exception) as raised:
+        call()
+    assert time.monotonic() - started < DEADLINE_S + SLACK_S
+    return raised.value
+
+
+def get(url: str, session: requests.Session | None = None, **kwargs: object):
+    return bounded_request(session or guard_session(), "GET", url, seconds=DEADLINE_S,
+                           max_bytes=kwargs.pop("max_bytes", 1 << 20), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_trickled_head_ends_at_the_deadline(serve) -> None:
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        read_request(conn)
+        trickle(conn, stop, b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"x" * 500 + b"\r\n\r\nok")
+
+    server = serve(handler)
+    assert isinstance(ends_on_time(lambda: get(f"http://127.0.0.1:{server.port}/")), DeadlineExceeded)
+
+
+def test_a_trickled_body_without_a_length_is_not_taken_for_a_short_answer(serve) -> None:
+    """Read-until-close: a connection cut at the deadline must not look like the end of the answer."""
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        trickle(conn, stop, b"y" * 1000)
+
+    server = serve(handler)
+    assert isinstance(ends_on_time(lambda: get(f"http://127.0.0.1:{server.port}/")), DeadlineExceeded)
+
+
+def test_a_trickled_tls_handshake_ends_at_the_deadline(serve) -> None:
+    """Before any HTTP: a 'server hello' that arrives a byte at a time."""
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(65536)  # the client hello
+        trickle(conn, stop, b"\x16\x03\x03\x40\x00" + b"\x02" * 2000)  # a handshake record of 16 KiB
+
+    server = serve(handler)
+    raised = ends_on_time(lambda: get(f"https://127.0.0.1:{server.port}/"))
+    assert isinstance(raised, DeadlineExceeded)
+
+
+def test_a_server_that_never_reads_the_request_ends_at_the_deadline(serve) -> None:
+    """A big upload to a server that reads only the head: sending blocks, then the deadline ends it."""
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.recv(100)
+        stop.wait(10)
+
+    server = serve(handler)
+    body = b"z" * (32 * 1024 * 1024)
+    raised = ends_on_time(lambda: bounded_request(guard_session(), "POST", f"http://127.0.0.1:{server.port}/",
+                                                  seconds=DEADLINE_S, max_bytes=1024, data=body))
+    assert isinstance(raised, DeadlineExceeded)
+
+
+def test_an_answer_larger_than_allowed_is_cut_off(serve) -> None:
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"a" * 10_000_000)
+
+    server = serve(handler)
+    with pytest.raises(AnswerTooLarge):
+        get(f"http://127.0.0.1:{server.port}/", max_bytes=100_000)
+
+
+def test_kept_alive_connections_are_reused_and_a_cut_one_is_replaced(serve) -> None:
+    answers = iter([b"ok", None, b"ok", b"ok"])  # None: trickle the second answer past the deadline
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        while read_request(conn):
+            answer = next(answers)
+            if answer is None:
+                conn.sendall(OK_HEAD)
+                trickle(conn, stop, b"ok", pause_s=DEADLINE_S * 2)
+                return
+            conn.sendall(OK_HEAD + answer)
+
+    server = serve(handler)
+    session = guard_session()
+    url = f"http://127.0.0.1:{server.port}/"
+    assert get(url, session).body == b"ok"
+    assert isinstance(ends_on_time(lambda: get(url, session)), DeadlineExceeded)
+    assert get(url, session).body == b"ok"
+    assert get(url, session).body == b"ok"
+    assert len(server.peers) == 2  # one connection until the cut, one after it
+
+
+def test_many_requests_in_a_row_leave_no_descriptors_behind(serve) -> None:
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        while read_request(conn):
+            conn.sendall(OK_HEAD + b"ok")
+
+    server = serve(handler)
+    session = guard_session()
+    url = f"http://127.0.0.1:{server.port}/"
+    get(url, session)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(200):
+        assert get(url, session).status == 200
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
+    assert len(server.peers) == 1
