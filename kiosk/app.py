@@ -33,7 +33,7 @@ from typing import Callable
 from kiosk.codes.family import FamilyLookup, FamilyMember, FamilyResult, PhoneEntry
 from kiosk.codes.router import CodeRouter
 from kiosk.config import Config
-from kiosk.decision import Policy, Verdict, decide
+from kiosk.decision import Policy, Reason, Verdict, decide
 from kiosk.display.lights import KeptLights
 from kiosk.display.screen import Kind, Screen, ScreenState
 from kiosk.events import Event, utc_iso
@@ -157,9 +157,25 @@ class Kiosk:
             thread = threading.Thread(target=loop, args=(self._stop,), daemon=True, name=getattr(loop, "__qualname__", "loop"))
             thread.start()
             self._threads.append(thread)
+        # Before READY: the first visitor should not pay for fonts and first drawings.
+        self.parts.screen.warm_up(self._pages_to_warm())
         self._show(self._idle_screen())
         self.parts.lights.show_idle()
         self.watchdog.ready()
+
+    def _pages_to_warm(self) -> list[ScreenState]:
+        """One of each page a visitor can meet, with text of the usual length."""
+        pages = [ScreenState(kind=kind, temperature_c=36.6, code_read=True)  # type: ignore[arg-type]
+                 for kind in ("measuring", "hold_still", "measuring_again", "prompt_code", "prompt_wrist")]
+        pages += [ScreenState(kind="pass", temperature_c=36.6, holder="张*"),
+                  ScreenState(kind="out_of_service", detail="thermometer: no thermometer answers")]
+        pages += [ScreenState(kind="refuse", temperature_c=37.9, reasons=(str(reason),), holder="张*") for reason in Reason]
+        if self.parts.family is not None:
+            pages += [ScreenState(kind="family_keypad", entry="138****", entry_complete=True),
+                      ScreenState(kind="family_searching"),
+                      ScreenState(kind="family_choose", choices=("张*", "李*")),
+                      *(ScreenState(kind="family_message", reasons=(message,)) for message in set(FAMILY_MESSAGES.values()))]
+        return pages
 
     def stop(self) -> None:
         self._stop.set()

@@ -320,3 +320,18 @@ def test_fahrenheit_is_a_display_setting(open_screen):
     assert fahrenheit.format_temperature(38.0) == "100.4 °F"
     image_f = pixels(fahrenheit, ScreenState("refuse", temperature_c=38.0, reasons=(Reason.FEVER,)))
     assert not np.array_equal(image_c[BODY], image_f[BODY])
+
+
+def test_warm_up_loads_every_page_s_fonts_without_touching_the_display(open_screen):
+    screen = open_screen()
+    idle = ScreenState("idle", family_button=True)
+    before = pixels(screen, idle)
+    buttons = screen.buttons
+    pages = [STATES["pass"], ScreenState("refuse", temperature_c=38.1, reasons=("fever",)), ScreenState("measuring")]
+    screen.warm_up(pages)
+    assert np.array_equal(pygame.surfarray.array3d(screen.surface).astype(int), before), "nothing reached the display"
+    assert screen.buttons == buttons, "the idle page's buttons still answer taps"
+    loaded = set(screen.fonts.loaded)
+    for page in pages:  # drawing them for real needs no font the warm-up did not load
+        pixels(screen, page)
+        assert set(screen.fonts.loaded) == loaded

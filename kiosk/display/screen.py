@@ -29,7 +29,7 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self, get_args
@@ -339,6 +339,21 @@ class Screen:
         pygame.display.flip()
         self._drawn = state
         return True
+
+    def warm_up(self, states: Iterable[ScreenState]) -> None:
+        """Draw each state once off-screen, before the first visitor.
+
+        A page's first drawing loads its font sizes (a FreeType face each) and renders its texts;
+        done here, the first visitor's verdict is drawn as fast as the fortieth's. Nothing reaches
+        the display, and the buttons of the page on screen stay as they were.
+        """
+        display, buttons = self.surface, self._buttons
+        self.surface = pygame.Surface(display.get_size())
+        try:
+            for state in states:
+                self._draw(state)
+        finally:
+            self.surface, self._buttons = display, buttons
 
     def pump(self) -> bool:
         """Handle pending window events; False when the user asked to quit (window close, or Escape
