@@ -32,6 +32,34 @@ log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 20.0
 
+# What the demo provides whatever a given config says: simulated hardware, the reference platform
+# and trust list on loopback, a scratch data folder (never a live kiosk's event log), and no replay
+# guard (the scripted people come round again within a minute). Everything else in the config
+# (language, thresholds, timings, screen, upload) applies.
+DEMO_OWNS: dict[str, tuple[str, ...]] = {
+    "kiosk": ("data_dir",),
+    "thermometer": ("driver",),
+    "camera": ("driver", "path"),
+    "lights": ("driver", "gpio_chip"),
+    "platform": ("url", "token"),
+    "codes": ("platforms", "replay_window_s"),
+    "trust": ("url", "operator_key"),
+}
+
+
+def demo_overrides(settings: dict[str, Any], headless: bool) -> tuple[dict[str, Any], list[str]]:
+    """A config file's settings without those the demo stands in for, and the key paths left out."""
+    kept: dict[str, Any] = {}
+    replaced: list[str] = []
+    for section, values in settings.items():
+        if not isinstance(values, dict):
+            kept[section] = values
+            continue
+        owned = DEMO_OWNS.get(section, ()) + (("mode",) if section == "screen" and headless else ())
+        kept[section] = {key: value for key, value in values.items() if key not in owned}
+        replaced += [f"{section}.{key}" for key in values if key in owned]
+    return kept, replaced
+
 
 def demo_config(data_dir: Path, upstream_url: str, headless: bool) -> Config:
     return merged(Config(), {
@@ -88,7 +116,11 @@ def run_demo(visitors: int = len(SCRIPT), headless: bool = False, screenshots: P
     try:
         config = demo_config(workdir / "kiosk", upstream.url, headless)
         if config_file is not None:
-            config = merged(config, load_overrides(config_file), str(config_file))
+            settings, replaced = demo_overrides(load_overrides(config_file), headless)
+            if replaced:
+                log.warning("the demo simulates the hardware and the platform: these settings of %s are not used: %s",
+                            config_file, ", ".join(replaced))
+            config = merged(config, settings, str(config_file))
         world = SimWorld(config, seed=seed)
         parts = build_parts(config, world)
         kiosk = Kiosk(config, parts)
