@@ -217,17 +217,17 @@ class DccVerifier:
         if moment >= exp:
             reasons.append(Reason.EXPIRED)
         colour, tested_at = self._colour(kind, entry)
-        problem = None
+        validity: str | None = None
         if reasons:
             start = max(iat, nbf) if nbf is not None else iat
-            problem = f"valid from {_utc(start, 'nbf').isoformat()} until {expires.isoformat()}"
+            validity = f"valid from {_utc(start, 'nbf').isoformat()} until {expires.isoformat()}"
         return Finding(
             reasons=tuple(reasons),
             colour=colour if not reasons else "unknown",
             issuer=issuer,
             expires=expires,
             tested_at=tested_at if not reasons else None,
-            problem=problem,
+            problem=validity,
             signed=signed,
         )
 
