@@ -104,10 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     try:
         if args.config is not None:
-            # A bad file stops the demo before anything starts.
-            data_dir = load_overrides(args.config).get("kiosk", {}).get("data_dir")
-            if data_dir:
-                _make_data_dir(Path(data_dir))
+            load_overrides(args.config)  # a bad file stops the demo before anything starts
         summary = run_demo(
             visitors=len(SCRIPT) if args.visitors is None else args.visitors,
             headless=args.headless,

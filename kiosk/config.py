@@ -215,6 +215,8 @@ class CameraSection(Section):
     fps: Annotated[float, Field(ge=1, le=60)] = 15.0
     # Lens focus distance on cameras with autofocus: a phone held out ~0.3 m; 0 = continuous autofocus.
     focus_m: Annotated[float, Field(ge=0, le=1.0)] = 0.3
+    # EV compensation while a saturated phone screen is in view (Pi camera); 0 = off.
+    screen_exposure_ev: Annotated[float, Field(ge=-3.0, le=0.0)] = -1.5
     path: PathText = ""
     decoder: Literal["zxing", "pyzbar"] = "zxing"
 

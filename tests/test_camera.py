@@ -15,12 +15,14 @@ from PIL import Image
 
 from kiosk.config import CameraSection, parse_text
 from kiosk.errors import CameraError, ConfigError, KioskError
-from kiosk.sensors.camera import FRAME_TIMEOUT_S, FileSource, FrameSource, Picamera2Source, frame_timeout_for, open_camera
+from kiosk.sensors.camera import (FRAME_TIMEOUT_S, RESTORE_AFTER_S, FileSource, FrameSource, Picamera2Source,
+                                  frame_timeout_for, open_camera, read_pair)
 from kiosk.sensors.reader import CAMERA_FAULT_AFTER_S, CodeReader
 from kiosk.sensors.scanner import Scanner
 from kiosk.sim.camera import ScenarioCamera
 from kiosk.sim.qrframes import DISTORTIONS, render_frame
-from picamera2_standin import CAMERA_MODULE_2, CAMERA_MODULE_3, StandInPicamera2, install_standin
+from picamera2_standin import (CAMERA_MODULE_2, CAMERA_MODULE_3, WITHOUT_EXPOSURE_VALUE, StandInCompletedRequest,
+                               StandInPicamera2, install_standin)
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def test_picamera2_source_returns_the_lores_y_plane(picamera2: types.ModuleType)
     assert np.array_equal(frame, StandInPicamera2.y_plane)
     assert camera.config["lores"]["format"] == "YUV420" and camera.config["lores"]["size"] == (640, 480)
     assert camera.config["controls"]["FrameRate"] == 15.0
-    assert camera.calls == ["create_video_configuration", "configure", "start", "capture_array:lores"]
+    assert camera.calls == ["create_video_configuration", "configure", "start", "capture_request"]
     assert isinstance(source, FrameSource)
 
 
@@ -252,6 +254,111 @@ def test_frames_have_the_size_the_camera_gave_the_lores_stream(picamera2: types.
     assert frame.shape == (482, 640) and (source.width, source.height) == (640, 482)
     assert np.array_equal(frame, plane)  # no padding columns in the picture
     assert "adjusted the lores stream from 650x482 to 640x482" in caplog.text
+
+
+# --- the main stream ----------------------------------------------------------------------------
+
+def test_each_read_gives_the_lores_and_main_y_planes_of_one_request(picamera2: types.ModuleType,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    main = np.random.default_rng(4).integers(0, 256, (960, 1280), dtype=np.uint8)
+    monkeypatch.setattr(StandInPicamera2, "main_plane", main)
+    source = Picamera2Source(640, 480, 15.0)
+    (camera,) = StandInPicamera2.instances
+    assert camera.config["main"]["format"] == "YUV420" and camera.config["main"]["size"] == (1280, 960)
+    assert (source.main_width, source.main_height) == (1280, 960)
+    frame, main_y = source.read_pair()
+    assert np.array_equal(frame, StandInPicamera2.y_plane) and frame.flags.c_contiguous
+    assert main_y.shape == (960, 1280) and np.array_equal(main_y, main)  # no padding columns, no chroma rows
+    assert camera.held == []  # the request went back to the camera
+
+
+def test_every_request_is_released_and_the_camera_never_stalls(picamera2: types.ModuleType,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Picamera2Source(640, 480, 15.0, frame_timeout_s=0.05)
+    (camera,) = StandInPicamera2.instances
+    for _ in range(3 * camera.config["buffer_count"]):  # a request kept back would stall the stand-in within 6 reads
+        source.read()
+        source.read_pair()
+        assert camera.held == []
+
+    def broken_make_array(self: StandInCompletedRequest, name: str) -> np.ndarray:
+        raise RuntimeError(f"Stream {name!r} is not defined")
+
+    monkeypatch.setattr(StandInCompletedRequest, "make_array", broken_make_array)
+    for _ in range(3 * camera.config["buffer_count"]):
+        with pytest.raises(CameraError, match="capture failed: Stream 'lores' is not defined"):
+            source.read_pair()
+        assert camera.held == []
+
+
+def test_sources_without_a_main_stream_give_none_for_it() -> None:
+    camera = ScenarioCamera(320, 240, seed=8)
+    frame, main = read_pair(camera)
+    assert frame.shape == (240, 320) and main is None
+
+
+# --- exposure for phone screens ------------------------------------------------------------------
+
+def screen_in_view(share: float) -> np.ndarray:
+    """A mid-grey scene with a clipped-white patch covering `share` of the frame."""
+    frame = np.full((480, 640), 110, np.uint8)
+    frame.reshape(-1)[: int(share * frame.size)] = 255
+    return frame
+
+
+def test_a_saturated_screen_lowers_the_exposure_once_and_it_returns_later(picamera2: types.ModuleType,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.sensors.camera")
+    clock = Clock()
+    source = Picamera2Source(640, 480, 15.0, screen_exposure_ev=-1.5, clock=clock)
+    (camera,) = StandInPicamera2.instances
+    monkeypatch.setattr(StandInPicamera2, "y_plane", screen_in_view(0.10))
+    for _ in range(5):
+        source.read()
+        clock.now += 0.5
+    assert camera.controls_set == [{"ExposureValue": -1.5}] and source.screen_ev == -1.5
+    assert "exposure lowered by 1.5 EV" in caplog.text
+    monkeypatch.setattr(StandInPicamera2, "y_plane", screen_in_view(0.0))
+    clock.now += RESTORE_AFTER_S - 1.0
+    source.read()
+    assert camera.controls_set == [{"ExposureValue": -1.5}]  # not yet: the visitor may still be there
+    clock.now += 1.0
+    source.read()
+    source.read()
+    assert camera.controls_set == [{"ExposureValue": -1.5}, {"ExposureValue": 0.0}] and source.screen_ev == 0
+    monkeypatch.setattr(StandInPicamera2, "y_plane", screen_in_view(0.10))
+    source.read()  # the next visitor's screen
+    assert camera.controls_set[-1] == {"ExposureValue": -1.5} and len(camera.controls_set) == 3
+
+
+def test_a_small_highlight_leaves_the_exposure_alone(picamera2: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StandInPicamera2, "y_plane", screen_in_view(0.01))  # a lamp's reflection
+    source = Picamera2Source(640, 480, 15.0)
+    for _ in range(5):
+        source.read()
+    assert StandInPicamera2.instances[0].controls_set == []
+
+
+@pytest.mark.parametrize(("offered", "ev"), [(WITHOUT_EXPOSURE_VALUE, -1.5), (CAMERA_MODULE_3, 0.0)])
+def test_no_exposure_change_without_the_control_or_when_off(picamera2: types.ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                            offered: dict, ev: float) -> None:
+    monkeypatch.setattr(StandInPicamera2, "controls_offered", offered)
+    monkeypatch.setattr(StandInPicamera2, "y_plane", screen_in_view(0.5))
+    source = Picamera2Source(640, 480, 15.0, screen_exposure_ev=ev)
+    for _ in range(3):
+        assert source.read().shape == (480, 640)
+    assert StandInPicamera2.instances[0].controls_set == []
+
+
+def test_the_shipped_screen_exposure_reaches_the_camera(picamera2: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StandInPicamera2, "y_plane", screen_in_view(0.10))
+    source = open_camera(CameraSection(driver="picamera2"))
+    source.read()
+    assert CameraSection().screen_exposure_ev == -1.5
+    assert StandInPicamera2.instances[0].controls_set == [{"ExposureValue": -1.5}]
+    with pytest.raises(ConfigError, match="camera.screen_exposure_ev"):
+        parse_text("[camera]\nscreen_exposure_ev = 1.0\n")
 
 
 # --- files --------------------------------------------------------------------------------------

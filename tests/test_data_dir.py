@@ -3,6 +3,7 @@ when a `kiosk` command is run by hand from a shell whose umask is 022."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -78,13 +79,12 @@ def test_the_stored_trust_list_is_private(tmp_path: Path, shell_umask) -> None:
 
 def test_a_kiosk_started_by_hand_keeps_everything_private(tmp_path: Path) -> None:
     """`kiosk demo` runs the same parts as `kiosk run` (install secret, event log, trust list)."""
-    data = tmp_path / "kiosk-data"
-    config = tmp_path / "override.toml"
-    config.write_text(f'[kiosk]\ndata_dir = "{data}"\n', encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "kiosk", "demo", "--headless", "--visitors", "2",
-                             "--config", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=300,
+    result = subprocess.run([sys.executable, "-m", "kiosk", "demo", "--headless", "--visitors", "2"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
                             preexec_fn=lambda: os.umask(0o022))
     assert result.returncode == 0, result.stderr[-3000:]
+    # The demo keeps its own scratch folder (never a configured data_dir) and names it.
+    data = Path(json.loads(result.stdout.strip().splitlines()[-1])["data_dir"]) / "kiosk"
     assert mode(data) == 0o700
     files = [path for path in data.rglob("*")]
     assert {"events.db", "install.key", "trust-list.json"} <= {path.name for path in files}

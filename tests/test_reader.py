@@ -1,10 +1,19 @@
 """The camera thread's bookkeeping: each presentation of a code is reported once, and a camera that
 stops delivering frames is noticed."""
 
+import random
+import string
+
+import numpy as np
+from PIL import Image
+
 from kiosk.errors import CameraError
+from kiosk.sensors.camera import Picamera2Source
 from kiosk.sensors.reader import CAMERA_FAULT_AFTER_S, REPRESENT_GAP_S, CodeReader
 from kiosk.sensors.scanner import Scanner
 from kiosk.sim.camera import ScenarioCamera
+from kiosk.sim.qrframes import Distortion, render_frame
+from picamera2_standin import StandInPicamera2, install_standin
 
 
 class Clock:
@@ -107,3 +116,44 @@ def test_a_camera_that_delivers_again_is_back_in_service(caplog):
     assert reader.fault is None
     assert reader.take_new().payload == "HCP1:BACK"
     assert "camera delivers frames again" in caplog.text
+
+
+# --- the Pi camera's main stream -----------------------------------------------------------------
+
+def dense_code_at_arms_length():
+    """A DCC-sized code too fine to read in the 640x480 lores frame, readable in the 1280x960 main stream."""
+    rng = random.Random(5)
+    payload = "HC1:" + "".join(rng.choice(string.digits + string.ascii_uppercase + " $%*+-./:") for _ in range(700))
+    main = render_frame(payload, 1280, 960, rng=random.Random(0), distortion=Distortion("far", scale=(0.18, 0.2), noise=(2.0, 2.0)))
+    lores = np.asarray(Image.fromarray(main).resize((640, 480), Image.Resampling.BOX))
+    return payload, lores, main
+
+
+def test_a_code_only_the_main_stream_resolves_is_read_through_the_reader(monkeypatch):
+    install_standin(monkeypatch)
+    payload, lores, main = dense_code_at_arms_length()
+    monkeypatch.setattr(StandInPicamera2, "y_plane", lores)
+    monkeypatch.setattr(StandInPicamera2, "main_plane", main)
+    scanner = Scanner("zxing")
+    assert scanner.scan(lores) == []  # the lores frame alone does not read it
+    source = Picamera2Source(640, 480, 15.0)
+    reader = CodeReader(source, scanner, fps=15, clock=Clock())
+    reader.step()
+    assert reader.take_new().payload == payload and scanner.last_stage == "main_crop"
+    assert StandInPicamera2.instances[0].held == []
+    source.close()
+
+
+def test_sources_without_a_main_stream_are_scanned_as_before():
+    class Recording(Scanner):
+        def scan(self, frame, main=None):
+            self.mains.append(main)
+            return super().scan(frame, main)
+
+    scanner = Recording("zxing")
+    scanner.mains = []
+    camera = ScenarioCamera(seed=9)
+    camera.show("HCP1:LORES", "plain")
+    reader = CodeReader(camera, scanner, fps=15, clock=Clock())
+    reader.step()
+    assert reader.take_new().payload == "HCP1:LORES" and scanner.mains == [None]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from kiosk.errors import CameraError
+from kiosk.sensors.camera import Picamera2Source, read_pair
 from kiosk.sensors.reopening import ReopeningSource
 from kiosk.sim.camera import ScenarioCamera
+from picamera2_standin import install_standin
 
 
 class Plug:
@@ -72,3 +74,12 @@ def test_close_releases_the_camera_and_stays_closed(clock):
     with pytest.raises(CameraError, match="closed"):
         source.read()
     assert len(plug.opened) == 1
+
+
+def test_the_pi_camera_s_main_stream_comes_through(clock, monkeypatch):
+    install_standin(monkeypatch)
+    source = ReopeningSource(lambda: Picamera2Source(640, 480, 15.0), retry_after_s=5.0, clock=lambda: clock[0])
+    frame, main = read_pair(source)
+    assert frame.shape == (480, 640)
+    assert main is not None and main.shape == (960, 1280), "the scanner gets the full-resolution view too"
+    source.close()

@@ -12,6 +12,8 @@ import os
 import secrets
 from pathlib import Path
 
+from kiosk.datadir import make_private_dir
+
 SECRET_BYTES = 32
 
 
@@ -23,7 +25,7 @@ def load_or_create_secret(path: Path) -> bytes:
             return secret
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)  # the first file in a new data folder: the folder is the kiosk's alone
     secret = secrets.token_bytes(SECRET_BYTES)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

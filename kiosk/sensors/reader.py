@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kiosk.errors import KioskError
-from kiosk.sensors.camera import FrameSource
+from kiosk.sensors.camera import FrameSource, read_pair
 from kiosk.sensors.scanner import Scanner
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class CodeReader:
     def step(self) -> None:
         """Read and scan one frame."""
         try:
-            frame = self._camera.read()
+            frame, main = read_pair(self._camera)
         except KioskError as exc:
             with self._lock:
                 if self._error != str(exc):
@@ -88,7 +88,8 @@ class CodeReader:
         if frame is None:
             return
         self.frames += 1
-        codes = self._scanner.scan(frame)
+        # The full-resolution main stream, where the camera has one, for a code the frame located but could not read.
+        codes = self._scanner.scan(frame, main=main)
         if not codes:
             return
         payload = codes[0]

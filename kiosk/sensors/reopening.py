@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kiosk.errors import CameraError
-from kiosk.sensors.camera import FrameSource
+from kiosk.sensors.camera import FrameSource, read_pair
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,14 @@ class ReopeningSource:
         self._closed = False
 
     def read(self) -> np.ndarray | None:
+        return self.read_pair()[0]
+
+    def read_pair(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The frame and, where the camera has one, its main stream (see `kiosk.sensors.camera.read_pair`)."""
         with self._lock:
             source = self._source or self._open()
         try:
-            return source.read()
+            return read_pair(source)
         except CameraError as exc:
             problem = f"{exc}; opening the camera again in {self._retry_after_s:.0f} s"
             self._failed(problem)
