@@ -160,7 +160,8 @@ class ReadingPipeline:
             if codes:
                 return Reading(_unique(codes), "frame")
         if not positions and "locate" in self.stages:
-            codes, positions = self._read(frame, binarizer=self._global)
+            # Only to find a code for the passes below: the full-size frame is enough (no downscale tries).
+            codes, positions = self._read(frame, binarizer=self._global, try_downscale=False)
             if codes:
                 return Reading(_unique(codes), "locate")
         # Largest first (QR before Micro QR): a failed symbol inside a larger one is usually a
