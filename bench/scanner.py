@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from hardframes import CASES, dcc_payload, render_dcc, render_hard  # noqa: E402
 
-from kiosk.sensors.qrpipeline import STAGES  # noqa: E402
+from kiosk.sensors.qrpipeline import STAGES, frame_budget_s  # noqa: E402
 from kiosk.sensors.scanner import Scanner  # noqa: E402
 from kiosk.sim.camera import ScenarioCamera  # noqa: E402
 from kiosk.sim.qrframes import DISTORTIONS, render_frame  # noqa: E402
@@ -147,7 +147,9 @@ def main() -> int:
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
-    scanners = {"pipeline": Scanner("zxing"), "one call": Scanner("zxing", ("frame",))}
+    scanners = {"pipeline": Scanner("zxing"), "one call": Scanner("zxing", ("frame",)),
+                # The kiosk's frame budget scaled down to this machine as if it were a Pi 4.
+                "pi budget": Scanner("zxing", budget_s=frame_budget_s(FPS) / PI4_SLOWDOWN)}
     if not args.no_pyzbar:
         scanners["pyzbar"] = Scanner("pyzbar")
     result: dict = {"machine": platform.machine(), "python": platform.python_version(), "stages": list(STAGES),
@@ -268,11 +270,17 @@ def main() -> int:
               "empty_ms": round(empty_ms * PI4_SLOWDOWN, 2), "code_ms": round(code_ms * PI4_SLOWDOWN, 2),
               "hardest_pass_p95_ms": round(worst_ms * PI4_SLOWDOWN, 2),
               "core_share_empty": round(empty_ms * PI4_SLOWDOWN / frame_ms, 3)}
-    budget["fits"] = budget["hardest_pass_p95_ms"] <= frame_ms
+    # The harder passes stop once a frame's budget is spent, so no frame holds the camera thread
+    # much past it; what the budget costs in codes read is the "pi budget" column.
+    budget["frame_budget_ms"] = round(frame_budget_s(FPS) * 1000, 1)
+    budget["rate_within_budget"] = result["decode_rate"]["pi budget"]["overall"]
+    budget["fits"] = budget["empty_ms"] <= budget["frame_budget_ms"]
     result["pi4_budget"] = budget
     print(f"\nPi 4 (x86 times x {PI4_SLOWDOWN:g}) at {FPS:g} fps, {frame_ms:.1f} ms a frame: empty frame "
-          f"{budget['empty_ms']} ms ({budget['core_share_empty']:.0%} of a core), code frame {budget['code_ms']} ms, "
-          f"slowest pass p95 {budget['hardest_pass_p95_ms']} ms: {'fits' if budget['fits'] else 'does NOT fit'}")
+          f"{budget['empty_ms']} ms ({budget['core_share_empty']:.0%} of a core), code frame {budget['code_ms']} ms; "
+          f"unbounded, the slowest pass would take {budget['hardest_pass_p95_ms']} ms at p95: the harder passes stop "
+          f"at the frame budget of {budget['frame_budget_ms']} ms, reading {budget['rate_within_budget']:.1%} of the "
+          f"synthetic set (against {result['decode_rate']['pipeline']['overall']:.1%} unbounded)")
 
     synthetic = result["decode_rate"]["pipeline"]["overall"]
     met = {

@@ -18,6 +18,7 @@ from kiosk.display.lights import KeptLights
 from kiosk.display.screen import Screen
 from kiosk.errors import KioskError
 from kiosk.sensors.camera import FrameSource, open_camera
+from kiosk.sensors.qrpipeline import frame_budget_s
 from kiosk.sensors.reader import CodeReader
 from kiosk.sensors.reopening import ReopeningSource
 from kiosk.sensors.scanner import Scanner
@@ -64,7 +65,9 @@ def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
     verifier = build_router(config, hasher)
     kiosk_parts = KioskParts(
         thermometry=Thermometry(thermometer, config.thermometer),
-        reader=CodeReader(camera, Scanner(config.camera.decoder), config.camera.fps),
+        # The scanner keeps each frame within its share of the frame period (see qrpipeline).
+        reader=CodeReader(camera, Scanner(config.camera.decoder, budget_s=frame_budget_s(config.camera.fps)),
+                          config.camera.fps),
         verifier=verifier,
         store=store,
         uploader=uploader,

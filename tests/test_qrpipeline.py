@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kiosk.sensors.qrpipeline import STAGES, ReadingPipeline, split_image, upscale_factor
+from kiosk.sensors.qrpipeline import STAGES, ReadingPipeline, frame_budget_s, split_image, upscale_factor
 from kiosk.sensors.scanner import Scanner
 from kiosk.sim.qrframes import Distortion, distortion, render_frame
 
@@ -47,6 +47,14 @@ def test_small_codes_one_call_misses_are_read_from_an_enlarged_crop(small_codes)
         if pipeline.scan(frame) == [payload]:
             stages.add(pipeline.last_stage)
     assert "crop_upscale" in stages, stages
+
+
+def test_a_spent_frame_budget_leaves_the_harder_passes_to_the_next_frame(small_codes) -> None:
+    """On a slow device the camera thread must keep pace: with no time left, only the cheap passes run."""
+    no_time = Scanner("zxing", budget_s=0.0)
+    assert rate(no_time, small_codes) == rate(Scanner("zxing", ("frame", "locate")), small_codes)
+    assert rate(no_time, small_codes) < rate(Scanner("zxing"), small_codes)
+    assert frame_budget_s(15.0) == pytest.approx(0.8 / 15.0)
 
 
 def test_a_code_the_first_pass_reads_goes_no_further() -> None:

@@ -30,7 +30,8 @@ threshold, the global binariser on an enlarged crop) are not here. Only zxing-cp
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,11 @@ MAX_REGIONS = 2
 MARGIN = 0.25
 # The enlarged crop's longer side is kept at or under this many pixels (cost grows with area).
 MAX_UPSCALED_SIDE = 720
+# The camera thread's time budget per frame, as a share of the frame period: once it is spent, the
+# harder passes stop and the next frame gets its turn (a code held up stays in view for many
+# frames). On this x86 machine no pass comes near it; on a Pi 4, about five times slower, the
+# sharpened crop's slowest frames would.
+FRAME_BUDGET_SHARE = 0.8
 # Lores sizes the pipeline assumes when an image is handed to it whole (`kiosk scan`).
 LORES_SIZE = (640, 480)
 
@@ -79,6 +85,12 @@ class Reading:
     codes: list[bytes] = field(default_factory=list)
     stage: str | None = None
     regions: int = 0
+    out_of_time: bool = False  # the frame's budget ran out before every pass was tried
+
+
+def frame_budget_s(fps: float) -> float:
+    """How long the harder passes may work on one frame at the camera's frame rate."""
+    return FRAME_BUDGET_SHARE / fps
 
 
 def _region_of(position: Any, width: int, height: int) -> Region:
@@ -129,15 +141,19 @@ class ReadingPipeline:
     """Reads the QR codes of one frame with zxing-cpp, pass by pass (see the module's docstring).
 
     `zxing` is the imported zxingcpp module; `stages` picks the passes (all by default; the
-    benchmark switches them on one by one to measure what each adds).
+    benchmark switches them on one by one to measure what each adds). `budget_s` bounds the time
+    one frame may take before the passes after the first two are given up (None: no bound).
     """
 
-    def __init__(self, zxing: Any, stages: Sequence[str] = STAGES) -> None:
+    def __init__(self, zxing: Any, stages: Sequence[str] = STAGES, budget_s: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         stages = tuple(stages)
         unknown = set(stages) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
         self._z = zxing
+        self.budget_s = budget_s
+        self._clock = clock
         self.stages = tuple(s for s in STAGES if s in stages)
         self._formats = self._qr = zxing.BarcodeFormat.QRCode
         self._global = zxing.Binarizer.GlobalHistogram
@@ -154,6 +170,7 @@ class ReadingPipeline:
     def read(self, frame: np.ndarray, main: np.ndarray | None = None) -> Reading:
         """The codes in `frame` (2-D uint8 lores), using `main` (same view, more pixels) if given."""
         height, width = frame.shape
+        started = self._clock()
         positions: list[tuple[bool, Any]] = []
         if "frame" in self.stages:
             codes, positions = self._read(frame)
@@ -175,6 +192,9 @@ class ReadingPipeline:
         reading = Reading(regions=len(regions))
         for region in regions:
             for stage in self.stages:
+                if self.budget_s is not None and self._clock() - started > self.budget_s:
+                    reading.out_of_time = True
+                    break
                 codes = self._read_region(stage, region, frame, main)
                 if codes:
                     reading.codes.extend(codes)

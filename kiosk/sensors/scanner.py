@@ -77,7 +77,7 @@ class Scanner:
     installed stops at start-up with a clear message rather than on the first visitor.
     """
 
-    def __init__(self, decoder: Decoder = "zxing", stages: Sequence[str] = STAGES) -> None:
+    def __init__(self, decoder: Decoder = "zxing", stages: Sequence[str] = STAGES, budget_s: float | None = None) -> None:
         if decoder not in DECODERS:
             raise KioskError(f"camera.decoder: unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
         self.decoder: Decoder = decoder
@@ -85,7 +85,7 @@ class Scanner:
         self.last_stage: str | None = None
         if decoder == "zxing":
             # zxing-cpp reads through the pipeline: one cheap pass, harder passes only where a code is.
-            self._pipeline = ReadingPipeline(self._lib, stages)
+            self._pipeline = ReadingPipeline(self._lib, stages, budget_s)
             self._read = self._read_zxing
         else:
             self._symbols = [self._lib.ZBarSymbol.QRCODE]
