@@ -249,13 +249,18 @@ def test_key_usage_limits_what_a_signer_may_sign() -> None:
         ("v", {"dn": 2, "sd": 2}, "green"),
         ("v", {"dn": 3, "sd": 2}, "green"),
         ("v", {"dn": 1, "sd": 2}, "yellow"),
+        ("v", {"dn": 2**64, "sd": 2}, None),  # out of the schema's 1..9: refused, never a complete series
         ("r", {}, "green"),
         ("t", {"result": NEGATIVE}, "green"),
         ("t", {"result": POSITIVE}, "red"),
     ],
 )
 def test_colour_policy(issuer, store, kind, entry, colour) -> None:
-    assert verify(issuer.issue(ISSUED, EXPIRES, kind, **entry), store).colour == colour
+    finding = verify(issuer.issue(ISSUED, EXPIRES, kind, **entry), store)
+    if colour is None:
+        assert finding.reasons == (Reason.MALFORMED_CODE,)
+    else:
+        assert finding.colour == colour
 
 
 def test_colour_policy_is_configurable(issuer, store) -> None:
@@ -567,6 +572,13 @@ def test_several_entries_are_judged_by_the_latest(issuer, store) -> None:
     new_positive = {**_edited("t")["t"][0], "sc": "2021-06-03T08:00:00+02:00", "tr": POSITIVE}
     finding = verify(issuer.issue(ISSUED, EXPIRES, dgc={**_edited("t"), "t": [new_positive, old_negative]}), store)
     assert finding.colour == "red"
+    # Equally late entries: the less favourable decides, in either order.
+    same_negative = {**new_positive, "tr": NEGATIVE}
+    for tests in ([same_negative, new_positive], [new_positive, same_negative]):
+        assert verify(issuer.issue(ISSUED, EXPIRES, dgc={**_edited("t"), "t": tests}), store).colour == "red"
+    of_two, of_three = {**second, "sd": 2}, {**second, "sd": 3}
+    for doses in ([of_three, of_two], [of_two, of_three]):
+        assert verify(issuer.issue(ISSUED, EXPIRES, dgc={**_edited("v"), "v": doses}), store).colour == "yellow"
     # Every entry must be valid, not only the latest.
     broken = {**first, "tg": "0"}
     assert verify(issuer.issue(ISSUED, EXPIRES, dgc={**_edited("v"), "v": [second, broken]}), store).reasons == (Reason.MALFORMED_CODE,)

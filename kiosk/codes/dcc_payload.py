@@ -193,9 +193,10 @@ def sample_time(entry: Mapping[str, Any]) -> datetime:
 
 def latest(kind: str, entries: list[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The entry that decides: the latest dose (date, then dose number), test (sample time) or
-    recovery (first positive result, then valid-from date)."""
+    recovery (first positive result, then valid-from date). Where two are equally late the less
+    favourable decides (more doses in the series; a positive test), whatever their order."""
     if kind == "v":
-        return max(entries, key=lambda entry: (entry["dt"], entry["dn"]))
+        return max(entries, key=lambda entry: (entry["dt"], entry["dn"], entry["sd"]))
     if kind == "t":
-        return max(entries, key=sample_time)
+        return max(entries, key=lambda entry: (sample_time(entry), entry.get("tr") == TEST_DETECTED))
     return max(entries, key=lambda entry: (entry["fr"], entry["df"]))
