@@ -345,6 +345,16 @@ def test_after_the_stored_list_is_damaged_an_older_list_is_still_refused(
     assert restarted.refresh() == "updated" and restarted.store.issued_at == NOW
 
 
+def test_an_older_genuine_list_put_back_on_disk_is_not_used(upstream, tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "t.json"
+    keeper_for(upstream, path, clock).refresh()  # the current list, issued NOW
+    # A backup restored over it: signed by the operator, but three days older.
+    path.write_bytes(sign_list(document(NOW - timedelta(days=3)), demo_operator_key()))
+    restarted = keeper_for(upstream, path, clock)
+    assert restarted.store is None and "older" in (restarted.error or "")
+    assert restarted.refresh() == "updated" and restarted.store.issued_at == NOW  # fetched in full, not a 304
+
+
 def test_a_damaged_state_file_falls_back_to_the_lists_own_date(upstream, tmp_path: Path, clock: Clock, caplog) -> None:
     path = tmp_path / "t.json"
     keeper_for(upstream, path, clock).refresh()

@@ -313,6 +313,15 @@ class TrustListKeeper:
             self.error = f"{self._path}: not usable ({_cause(exc)})"
             log.warning("trust list: %s", self.error)
             return
+        issued = store.issued_at
+        if self.newest_issued_at is not None and (issued is None or issued < self.newest_issued_at):
+            # A genuine but older list put back on disk (a restored backup, a rolled-back image):
+            # it may still trust a signer the newer list revoked. Not used, and no ETag kept, so
+            # the next fetch brings the current list in full.
+            self.error = (f"{self._path}: older ({issued.isoformat() if issued else 'undated'}) than the newest list accepted "
+                          f"({self.newest_issued_at.isoformat()}): not used")
+            log.warning("trust list: %s", self.error)
+            return
         self.store = store
         self.newest_issued_at = _later(self.newest_issued_at, store.issued_at)
         etag = state.get("etag")
