@@ -56,8 +56,8 @@ def read_certificate(der: bytes) -> SignerFacts:
         usages: frozenset[str] | None = frozenset(oid.dotted_string for oid in usage)
     except x509.ExtensionNotFound:
         usages = None
-    except ValueError as exc:
-        lenient = _lenient(der, f"extensions: {exc}")
+    except Exception as exc:  # ValueError, and cryptography's own kinds (x509.DuplicateExtension ...)
+        lenient = _lenient(der, f"extensions: {type(exc).__name__}: {exc}")
         return SignerFacts(public_key, subject, country, lenient.usages, lenient.lenient)
     return SignerFacts(public_key, subject, country, usages)
 
@@ -75,6 +75,6 @@ def _lenient(der: bytes, why: str) -> SignerFacts:
         usages = frozenset(purpose.dotted for purpose in found[0]["extn_value"].parsed) if found else None
     except CertificateError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, UnsupportedAlgorithm) as exc:
+    except Exception as exc:  # asn1crypto and cryptography raise many kinds on a malformed certificate
         raise CertificateError(f"not a readable X.509 certificate ({why}; lenient reading: {exc})") from None
     return SignerFacts(public_key, subject, country if isinstance(country, str) else None, usages, why)
