@@ -85,7 +85,6 @@ class Reading:
     codes: list[bytes] = field(default_factory=list)
     stage: str | None = None
     regions: int = 0
-    out_of_time: bool = False  # the frame's budget ran out before every pass was tried
 
 
 def frame_budget_s(fps: float) -> float:
@@ -193,7 +192,6 @@ class ReadingPipeline:
         for region in regions:
             for stage in self.stages:
                 if self.budget_s is not None and self._clock() - started > self.budget_s:
-                    reading.out_of_time = True
                     break
                 codes = self._read_region(stage, region, frame, main)
                 if codes:

@@ -105,5 +105,10 @@ class CodeReader:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             started = self._clock()
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:  # a bug must not end the camera thread: no frames is a fault, shown
+                log.exception("camera step failed")
+                with self._lock:
+                    self._error = f"internal error: {type(exc).__name__}: {exc}"
             stop.wait(max(0.0, self._period - (self._clock() - started)))

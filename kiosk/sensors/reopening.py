@@ -46,10 +46,13 @@ class ReopeningSource:
             source = self._source or self._open()
         try:
             return read_pair(source)
-        except CameraError as exc:
-            problem = f"{exc}; opening the camera again in {self._retry_after_s:.0f} s"
+        except Exception as exc:  # anything from picamera2 or libcamera: this camera is done with
+            cause = str(exc) if isinstance(exc, CameraError) else f"camera failed: {type(exc).__name__}: {exc}"
+            problem = f"{cause}; opening the camera again in {self._retry_after_s:.0f} s"
             self._failed(problem)
-            source.close()
+            # Closed aside: a camera whose cable came loose can take its time stopping, and the
+            # camera thread must go on to report the fault and open it again.
+            threading.Thread(target=_close_quietly, args=(source,), name="camera-close", daemon=True).start()
             raise CameraError(problem) from exc
 
     def _open(self) -> FrameSource:
@@ -81,3 +84,10 @@ class ReopeningSource:
             source, self._source = self._source, None
         if source is not None:
             source.close()
+
+
+def _close_quietly(source: FrameSource) -> None:
+    try:
+        source.close()
+    except Exception:  # the camera is being replaced; its close failing changes nothing
+        log.warning("closing the failed camera failed", exc_info=True)
