@@ -221,7 +221,8 @@ class Kiosk:
             return
         parts = self.parts
         if change.touches("lights"):
-            factory = parts.lights.pin_factory if new.lights.driver == "mock" else None
+            # Only a factory handed in (the simulator's) carries over; one the old lights opened is closed with them.
+            factory = parts.lights.given_factory if new.lights.driver == "mock" else None
             parts.lights.close()
             parts.lights = KeptLights(new.lights, pin_factory=factory)
             if self.phase == "out_of_service":
@@ -231,6 +232,7 @@ class Kiosk:
         if change.touches("screen") or "kiosk.language" in change.changed:
             parts.screen.close()
             parts.screen = Screen(new.screen, new.kiosk.language)
+            parts.screen.warm_up(self._pages_to_warm())  # new fonts or language: warmed as at start
             state, self._shown = self._shown, None
             self._show(state or self._idle_screen())
         if change.touches("thermometer"):

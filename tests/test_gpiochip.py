@@ -40,3 +40,11 @@ def test_a_chip_that_cannot_be_opened_is_a_lights_error_naming_lgpio():
     # No /dev/gpiochip63 anywhere: lgpio itself refuses, and the kiosk says so in one line.
     with pytest.raises(KioskError, match=r"lights: cannot open GPIO pins: .*lgpio\.error"):
         Lights(LightsSection(driver="gpio", gpio_chip=63))
+
+
+def test_chips_of_which_none_is_the_header_s_are_an_error_not_a_guess(monkeypatch):
+    import kiosk.display.gpiochip as gpiochip
+
+    monkeypatch.setattr(gpiochip, "chip_labels", lambda: {0: "gpio-mockup-A", 1: "ftdi-cbus"})
+    with pytest.raises(KioskError, match=r"no GPIO chip carries the header's pins .*gpiochip0 = gpio-mockup-A.*lights.gpio_chip"):
+        Lights(LightsSection(driver="gpio"))

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # Labels of the controllers that own the header's GPIO0..27, newest board first.
 HEADER_LABELS = ("pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835")
+_reported: set[str] = set()  # chip layouts already logged
 
 
 def pick_header_chip(labels: Mapping[int, str]) -> int | None:
@@ -63,10 +64,17 @@ def open_gpio_factory(chip: int | Literal["auto"]) -> Factory:
     if chip == "auto":
         labels = chip_labels()
         found = pick_header_chip(labels)
-        chip = 0 if found is None else found
-        # Said once per start in practice; with no chip at all the lights' own error says enough.
-        (log.info if labels else log.debug)("GPIO: header pins on gpiochip%d (chips seen: %s)", chip,
-                                            ", ".join(f"{n}={label}" for n, label in sorted(labels.items())) or "none")
+        if found is None and labels:
+            # GPIO chips, none of them the header's: driving a guessed one would leave the lights
+            # and the buzzer dark while the kiosk reported them working.
+            raise RuntimeError("no GPIO chip carries the header's pins (" + ", ".join(
+                f"gpiochip{n} = {label}" for n, label in sorted(labels.items())) + "): set lights.gpio_chip")
+        chip = 0 if found is None else found  # no chip readable at all: lgpio says why opening 0 fails
+        # Said once: busy pins are retried every few seconds; with no chip at all the lights' own error says enough.
+        seen = ", ".join(f"{n}={label}" for n, label in sorted(labels.items()))
+        (log.info if labels and seen not in _reported else log.debug)(
+            "GPIO: header pins on gpiochip%d (chips seen: %s)", chip, seen or "none")
+        _reported.add(seen)
     factory = LGPIOFactory(chip=chip)
     # gpiozero 2.0 and 2.0.1 ignore `chip` on a Pi 5 (fixed in 2.0.1.post3): never drive another chip.
     if factory.chip != chip:

@@ -183,6 +183,11 @@ class KeptLights:
     def pin_factory(self) -> Factory | None:
         return self.lights.pin_factory if self.lights is not None else self._factory
 
+    @property
+    def given_factory(self) -> Factory | None:
+        """The pin factory these lights were handed (the simulator's mock pins), not one they opened."""
+        return self._factory
+
     def retry(self) -> None:
         """Open the pins if they are not open and the time for another try has come."""
         if self.lights is not None or self._clock() < self._next_try:
