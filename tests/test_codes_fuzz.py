@@ -276,10 +276,19 @@ def _encoded(hostile: tuple[str, object]) -> bytes | None:
         return None
 
 
-def _signed_dcc(issuer: DccIssuer, protected: bytes, claims: bytes, unprotected: dict | None = None) -> str:
+def _signed_dcc(issuer: DccIssuer, protected: bytes, claims: bytes, unprotected: bytes = b"\xa0") -> str:
+    """A DCC signed by `issuer`; `unprotected` is the unprotected header's raw CBOR (an empty map by default)."""
     signature = issuer.sign(cbor2.dumps(["Signature1", protected, b"", claims]))
-    message = b"\xd2\x84" + cbor2.dumps(protected) + cbor2.dumps(unprotected or {}) + cbor2.dumps(claims) + cbor2.dumps(signature)
+    message = b"\xd2\x84" + cbor2.dumps(protected) + unprotected + cbor2.dumps(claims) + cbor2.dumps(signature)
     return "HC1:" + base45.b45encode(zlib.compress(message, 9)).decode()
+
+
+def _trusting_dcc_issuer(world) -> tuple[CodeRouter, DccIssuer]:
+    """The fuzz router, trusting the test DCC signer."""
+    router, _ = world
+    issuer = _dcc_issuer()
+    router.trust = FixedTrust(TrustStore.build([issuer.signer()]))
+    return router, issuer
 
 
 def check_holds(router: CodeRouter, payload: str) -> None:
@@ -296,9 +305,7 @@ def check_holds(router: CodeRouter, payload: str) -> None:
 @settings(max_examples=1500, **FUZZ)
 @given(path=st.sampled_from(DCC_PATHS), hostile=HOSTILE)
 def test_every_claim_of_every_type_behind_a_valid_signature(world, path, hostile) -> None:
-    router, _ = world
-    issuer = _dcc_issuer()
-    router.trust = FixedTrust(TrustStore.build([issuer.signer()]))
+    router, issuer = _trusting_dcc_issuer(world)
     raw = _encoded(hostile)
     if raw is None:
         return
@@ -309,9 +316,7 @@ def test_every_claim_of_every_type_behind_a_valid_signature(world, path, hostile
 @settings(max_examples=600, **FUZZ)
 @given(field=st.sampled_from([1, 4]), where=st.sampled_from(["protected", "unprotected"]), hostile=HOSTILE)
 def test_protected_and_unprotected_headers_of_every_type(world, field, where, hostile) -> None:
-    router, _ = world
-    issuer = _dcc_issuer()
-    router.trust = FixedTrust(TrustStore.build([issuer.signer()]))
+    router, issuer = _trusting_dcc_issuer(world)
     raw = _encoded(hostile)
     if raw is None:
         return
@@ -324,9 +329,7 @@ def test_protected_and_unprotected_headers_of_every_type(world, field, where, ho
     else:
         del header[field]
         unprotected = cbor2.dumps({field: _MARKER}).replace(_ENCODED_MARKER, raw)
-        message = (b"\xd2\x84" + cbor2.dumps(cbor2.dumps(header)) + unprotected + cbor2.dumps(claims)
-                   + cbor2.dumps(issuer.sign(cbor2.dumps(["Signature1", cbor2.dumps(header), b"", claims]))))
-        check_holds(router, "HC1:" + base45.b45encode(zlib.compress(message, 9)).decode())
+        check_holds(router, _signed_dcc(issuer, cbor2.dumps(header), claims, unprotected))
 
 
 _JSON_MARKER = "__hostile__"
@@ -385,9 +388,7 @@ EVERY_JSON = ["null", "true", "0", "-1", "1" + "0" * 310, "-" + "9" * 320, "1" +
 
 
 def test_every_claim_and_header_field_given_every_type(world) -> None:
-    router, _ = world
-    issuer = _dcc_issuer()
-    router.trust = FixedTrust(TrustStore.build([issuer.signer()]))
+    router, issuer = _trusting_dcc_issuer(world)
     header = cbor2.dumps({1: issuer.alg, 4: issuer.kid})
     for path in DCC_PATHS:
         for hostile in EVERY_TYPE:

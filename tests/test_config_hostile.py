@@ -97,17 +97,13 @@ def test_a_refused_reload_logs_and_shows_the_key_but_not_the_secret(tmp_path, ca
     "[trust]\noperator_key = {v}\n",
     "[codes]\nplatforms = [{{ name = \"gd\", prefix = \"GD:\", url = \"https://gd.example\", token = {v} }}]\n",
 ])
-@pytest.mark.parametrize("value", ["12345678987654321", '"x" ', "[\"0123456789abcdef\"]", "3.14159265358979"])
+@pytest.mark.parametrize("value", ["12345678987654321", "[\"0123456789abcdef\"]", "3.14159265358979"])
 def test_no_wrong_value_of_a_secret_setting_is_echoed(setting, value):
-    text = setting.format(v=value)
-    try:
-        config.parse_text(text)
-    except ConfigError as exc:
-        shown = str(exc)
-    else:
-        return
+    # Each value has the wrong type for a secret setting: refused, and not shown in the refusal.
+    with pytest.raises(ConfigError) as refused:
+        config.parse_text(setting.format(v=value))
     for secret in ("12345678987654321", "0123456789abcdef", "14159265358979"):
-        assert secret not in shown
+        assert secret not in str(refused.value)
 
 
 def test_a_token_with_a_line_break_is_refused_without_echoing_it():
