@@ -71,7 +71,7 @@ modules_conf="$root/etc/modules-load.d/kiosk-i2c.conf"
 udev_rules="$root/etc/udev/rules.d/70-kiosk.rules"
 # The devices kiosk.service waits for (Wants=, After=), each at most as long as its drop-in says.
 device_dropins=("$units/dev-i2c\\x2d1.device.d/kiosk.conf" "$units/dev-video0.device.d/kiosk.conf")
-groups=(gpio i2c video render input)
+groups=(gpio i2c video render input audio)
 
 # Raspberry Pi OS's own Python builds, which a venv made with --system-site-packages must keep:
 # pygame (its SDL has the KMS/DRM video driver), numpy and Pillow (what picamera2 and pygame were
@@ -239,7 +239,7 @@ pi_stack_install() {
     if command -v apt-get >/dev/null; then
         # The Pi's Python stack, and the test-only packages of the development path.
         apt_install python3-venv python3-pygame python3-numpy python3-pil python3-libgpiod \
-            libzbar0 fonts-wqy-microhei shellcheck systemd xvfb xauth
+            libzbar0 fonts-wqy-microhei shellcheck systemd xvfb xauth espeak-ng
     fi
     local venv_dir="$here/.venv-pi" stamp_file="$here/.venv-pi/.setup-stamp" stamp
     python_ok "$system_python" || die "$system_python must be Python 3.11 or newer (Raspberry Pi OS Bookworm's)"
@@ -270,9 +270,10 @@ pi_stack_install() {
 dev_install() {
     # libzbar0: the pyzbar decoder; fonts-wqy-microhei: Chinese on the screen;
     # the tests check this script (with shellcheck) and the units (with systemd-analyze), and
-    # open the demo's window on a virtual display (xvfb).
+    # open the demo's window on a virtual display (xvfb); espeak-ng: the spoken prompts (rendered
+    # by the tests and by `kiosk demo --sound`).
     if command -v apt-get >/dev/null; then
-        apt_install libzbar0 fonts-wqy-microhei shellcheck systemd xvfb xauth
+        apt_install libzbar0 fonts-wqy-microhei shellcheck systemd xvfb xauth espeak-ng
     fi
     local python=python3 stamp_file="$here/.venv/.setup-stamp" stamp
     python_ok "$python" || die "Python 3.11 or newer is needed"
@@ -550,6 +551,38 @@ check_installed() {
     fi
 }
 
+# Which card the tones and prompts go to: ALSA's default, card 0. Only reported (a Pi 5 has no
+# headphone jack; a kiosk without a card runs silently); docs/deploy.md says how to pick another.
+sound_output() {
+    local cards="$root/proc/asound/cards" first
+    first="$(sed -n 's/^ *0 \[\([^] ]*\) *\]: *\(.*\)$/\1 (\2)/p' "$cards" 2>/dev/null || true)"
+    if [ -z "$first" ]; then
+        warn "no sound card found: the kiosk runs without tones and spoken prompts (docs/deploy.md, \"Voice and tones\")"
+        return
+    fi
+    say "sound output: card 0, $first (another card: AUDIODEV in a drop-in, see docs/deploy.md)"
+}
+
+# The spoken prompts, rendered with espeak-ng into the data folder as the kiosk user (its files
+# stay the kiosk's own); only what changed is rendered again.
+render_clips() {
+    local kiosk="$venv/bin/kiosk" status=0
+    if [ "$dry_run" = 1 ]; then
+        run runuser -u kiosk -- "$kiosk" sound render --config "$config"
+        return
+    fi
+    (cd "$data" && runuser -u kiosk -- "$kiosk" sound render --check --config "$config" >/dev/null 2>&1) || status=$?
+    case "$status" in
+        0) unchanged "spoken prompts in $data/sound" ;;
+        2) ;;  # the config has problems: the check below reports them
+        *)
+            change "rendering the spoken prompts into $data/sound (espeak-ng)"
+            (cd "$data" && runuser -u kiosk -- "$kiosk" sound render --config "$config") \
+                || warn "the spoken prompts were not all rendered (above): the kiosk plays tones for those"
+            ;;
+    esac
+}
+
 # systemd manages this machine (sd_booted(): the folder exists only when systemd is PID 1).
 systemd_running() { [ -d "$root/run/systemd/system" ]; }
 
@@ -620,7 +653,7 @@ pi_install() {
     # depending on its version. docs/deploy.md has the table.
     local packages=(python3-venv python3-picamera2 python3-pygame python3-numpy python3-pil
         python3-libgpiod python3-lgpio python3-rpi-lgpio libgbm1 libegl1 libgles2 libgl1-mesa-dri
-        fonts-wqy-microhei libzbar0 i2c-tools)
+        fonts-wqy-microhei libzbar0 i2c-tools espeak-ng alsa-utils)
     is_desktop && packages+=(x11-xserver-utils)
     apt_install "${packages[@]}"
     boot_config
@@ -634,6 +667,8 @@ pi_install() {
     install_program
     install_config
     install_units
+    sound_output
+    render_clips
     if [ "$changes" -gt 0 ] && systemctl is-active --quiet kiosk.service 2>/dev/null; then
         say "restarting the running kiosk on the new install"
         run systemctl try-restart kiosk.service

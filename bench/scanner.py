@@ -16,6 +16,9 @@ one zxing-cpp call (the scanner before the pipeline) and with pyzbar:
   kiosk reads bytes as UTF-8, else ISO 8859-1) counts when those bytes decode to the text;
 - harder cases of bench/hardframes.py (glare, moire, low light, motion blur, a DCC at 20-40 cm
   with and without the main stream);
+- the camera thread's step (`CodeReader.step`: scan, keep the preview, and on frames where a code
+  is located but not read, measure it for the viewfinder's hint), against `Scanner.scan` alone, on
+  empty frames and on the unreadable presets; and `look_at`, the measurement itself;
 - a Pi 4 budget: the x86 times scaled by PI4_SLOWDOWN against one core's time per frame.
 
 Prints tables, then one JSON line with every number.
@@ -42,10 +45,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from hardframes import CASES, dcc_payload, render_dcc, render_hard  # noqa: E402
 
-from kiosk.sensors.qrpipeline import STAGES, frame_budget_s  # noqa: E402
+from kiosk.sensors.qrpipeline import STAGES, frame_budget_s, look_at  # noqa: E402
+from kiosk.sensors.reader import CodeReader  # noqa: E402
 from kiosk.sensors.scanner import Scanner  # noqa: E402
 from kiosk.sim.camera import ScenarioCamera  # noqa: E402
-from kiosk.sim.qrframes import DISTORTIONS, render_frame  # noqa: E402
+from kiosk.sim.qrframes import DISTORTIONS, UNREADABLE, render_frame  # noqa: E402
 
 SIZES = [(640, 480), (1280, 720)]
 PHOTOS = ROOT.parent / "shared" / "corpora" / "qr-photos"
@@ -93,6 +97,48 @@ def time_interleaved(scanners: dict[str, Scanner], frames: list, repeats: int) -
                 scanner.scan(frame)
                 samples[name].append(time.perf_counter() - start)
     return {name: percentiles(s) for name, s in samples.items()}
+
+
+class ListCamera:
+    """Frames from a list, in a loop: the camera thread's step timed on chosen frames."""
+
+    def __init__(self, frames: list) -> None:
+        self.frames, self.i = frames, 0
+
+    def read(self):
+        frame = self.frames[self.i % len(self.frames)]
+        self.i += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def reader_timing(frames: int, repeats: int, rng: random.Random) -> dict:
+    """CodeReader.step against Scanner.scan on the same frames, interleaved; look_at's own time."""
+    sets = {"empty": [render_frame(None, rng=rng) for _ in range(frames)]}
+    for d in UNREADABLE:
+        sets[d.name] = [render_frame(p, rng=rng, distortion=d) for p in payloads(frames, rng)]
+    out: dict = {}
+    for name, items in sets.items():
+        scanner = Scanner("zxing")
+        reader = CodeReader(ListCamera(items), Scanner("zxing"), fps=FPS)
+        scan, step, looks = [], [], []
+        for _ in range(repeats):
+            for frame in items:
+                start = time.perf_counter()
+                scanner.scan(frame)
+                scan.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                reader.step()
+                step.append(time.perf_counter() - start)
+                if scanner.last_located:
+                    start = time.perf_counter()
+                    look_at(frame, scanner.last_located[0])
+                    looks.append(time.perf_counter() - start)
+        out[name] = {"scan": percentiles(scan), "step": percentiles(step), "located_unread": len(looks),
+                     "look_at": percentiles(looks) if looks else None}
+    return out
 
 
 def normalise(text: str) -> str:
@@ -167,6 +213,14 @@ def main() -> int:
             e, c = empty_times[name], code_times[name]
             result["timing"][f"{width}x{height}/{name}"] = {"empty": e, "code": c}
             print(f"{width}x{height:<4} {name:>9} {e['median_ms']:>13.2f} {e['p95_ms']:>10.2f} {c['median_ms']:>12.2f} {c['p95_ms']:>9.2f}")
+
+    print("\ncamera thread step (scan + preview + hint) against the scan alone at 640x480, median ms; "
+          "look_at: the hint's measurement, on frames with a code located and not read")
+    steps = reader_timing(args.frames, args.repeats, rng)
+    result["reader_step"] = steps
+    for name, t in steps.items():
+        look = f"{t['look_at']['median_ms']:.3f} ms on {t['located_unread']} frames" if t["look_at"] else "never run"
+        print(f"{name:>10}: scan {t['scan']['median_ms']:.2f}, step {t['step']['median_ms']:.2f}; look_at {look}")
 
     print(f"\nread rate at 640x480 over {args.codes} codes per distortion")
     print(f"{'distortion':>10} " + " ".join(f"{name:>9}" for name in scanners))

@@ -32,7 +32,7 @@ from kiosk.config import ThermometerSection
 from kiosk.decision import Policy, decide
 from kiosk.results import CodeResult
 from kiosk.sensors.body_model import BodyModel
-from kiosk.sensors.thermometer import Thermometer
+from kiosk.sensors.thermometer import open_thermometer
 from kiosk.sensors.thermometry import Thermometry
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
 from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile
@@ -137,7 +137,7 @@ def run_kiosk(index: int, visitors: int, rng: random.Random) -> tuple[list[Outco
               seed=rng.randrange(2**32))
     clock = rig.clock
     base = ThermometerSection(driver="sim", site=rig.site)
-    thermometer = Thermometer.from_config(rig.bus, base, clock=clock, sleep=clock.sleep)
+    thermometer = open_thermometer(base, sim_bus=rig.bus, clock=clock, sleep=clock.sleep)
     # Calibrate against a 37.0 °C blackbody, the way a technician would over SSH.
     rig.blackbody = 37.0
     calibration = measure_offset(thermometer, 37.0, readings=CALIBRATION_READINGS,

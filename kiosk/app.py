@@ -15,8 +15,9 @@ shown or applied to the next one.
 A visitor without a phone taps "No phone?" on the idle screen, types a family member's phone
 number on the keypad, and taps their own name among the family's proxy codes; the chosen code then
 enters the visit exactly as a scanned one would (verified at the platform, replay and freshness
-rules, wrist measurement, event with ``proxy``). The lookup runs on its own worker thread; the
-number lives only in the keypad's entry until it is sent, and is never logged.
+rules, wrist measurement, event with ``proxy``). The keypad's pages and timeouts are
+``kiosk.family_flow``'s; the lookup runs on its own worker thread; the number lives only in the
+keypad's entry until it is sent, and is never logged.
 """
 
 from __future__ import annotations
@@ -28,18 +29,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Callable
 
-from kiosk.codes.family import FamilyLookup, FamilyMember, FamilyResult, PhoneEntry
+from kiosk.codes.family import FamilyLookup, FamilyResult
 from kiosk.codes.router import CodeRouter
 from kiosk.config import Config
-from kiosk.decision import Policy, Reason, Verdict, decide
+from kiosk.decision import Policy, Verdict, decide
 from kiosk.display.lights import KeptLights
-from kiosk.display.screen import Kind, Screen, ScreenState
+from kiosk.display.screen import Screen
+from kiosk.display.state import Kind, ScreenState
 from kiosk.events import Event, utc_iso
+from kiosk.family_flow import FamilyFlow, sample_pages
 from kiosk.reconfigure import plan
 from kiosk.reload import ConfigWatcher
-from kiosk.results import CodeResult, TemperatureResult
+from kiosk.results import CodeResult, Reason, TemperatureResult
 from kiosk.sensors.reader import CodeReader, SeenCode
 from kiosk.sensors.thermometry import Thermometry
 from kiosk.sync.store import EventStore
@@ -69,26 +73,21 @@ class Visit:
     ready_at: float | None = None
 
 
-@dataclass
-class FamilyVisit:
-    """A visitor at the phone-number keypad: ``stage`` is keypad, searching, choose or message."""
+class Phase(StrEnum):
+    """Where the kiosk is with the visitor in front of it (``kiosk status`` shows it as is)."""
 
-    entry: PhoneEntry
-    touched_at: float
-    stage: str = "keypad"
-    lookup: Future | None = None
-    members: tuple[FamilyMember, ...] = ()
-    message: str = ""  # stage "message": a texts.LINES key (family_unknown ...)
-    message_until: float = 0.0
-
-
-# What a family lookup's outcome says on the message screen.
-FAMILY_MESSAGES = {
-    "unknown": "family_unknown",
-    "rate_limited": "family_rate_limited",
-    "unavailable": "family_unavailable",
-    "invalid": "family_unavailable",
-}
+    IDLE = "idle"
+    MEASURING = "measuring"
+    HOLD_STILL = "hold_still"
+    MEASURING_AGAIN = "measuring_again"
+    PROMPT_CODE = "prompt_code"
+    PROMPT_WRIST = "prompt_wrist"
+    VERDICT = "verdict"
+    OUT_OF_SERVICE = "out_of_service"
+    FAMILY_KEYPAD = "family_keypad"
+    FAMILY_SEARCHING = "family_searching"
+    FAMILY_CHOOSE = "family_choose"
+    FAMILY_MESSAGE = "family_message"
 
 
 @dataclass(frozen=True)
@@ -99,6 +98,28 @@ class Decided:
     event: Event
     latency_ms: float
     holder: str | None = None
+
+
+def decision_event(config: Config, temperature: TemperatureResult, code: CodeResult, verdict: Verdict,
+                   at: datetime) -> Event:
+    """The record of one decision, made ``at`` (the time the rules were applied at)."""
+    return Event(
+        time=utc_iso(at),
+        kiosk_id=config.kiosk.id,
+        site_id=config.kiosk.site_id,
+        decision=verdict.outcome,
+        reasons=tuple(str(reason) for reason in verdict.reasons),
+        temperature_c=temperature.celsius,
+        temperature_readings_c=temperature.readings,
+        skin_c=temperature.skin_c,
+        ambient_c=temperature.ambient_c,
+        temperature_site=temperature.site,
+        temperature_fault=temperature.fault,
+        code_colour=code.colour if code.verified else None,
+        code_hash=code.code_hash or None,
+        code_scheme=code.scheme,
+        proxy=code.proxy,
+    )
 
 
 @dataclass
@@ -132,7 +153,8 @@ class Kiosk:
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decide")
         # Family lookups get their own thread: a slow one never holds up a visitor's verification.
         self._family_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family")
-        self._family: FamilyVisit | None = None
+        self._family: FamilyFlow | None = None
+        self._family_lookup: Future | None = None  # the flow's lookup, on the family worker
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -141,7 +163,7 @@ class Kiosk:
         self._outage_until = 0.0
         self._outage_reason = ""
         self._shown: ScreenState | None = None
-        self.phase = "idle"
+        self.phase = Phase.IDLE
         self.listeners: list[Callable[[Decided], None]] = []
         self.screen_listeners: list[Callable[[ScreenState], None]] = []
         self._pending_config: Config | None = None
@@ -171,10 +193,7 @@ class Kiosk:
                   ScreenState(kind="out_of_service", detail="thermometer: no thermometer answers")]
         pages += [ScreenState(kind="refuse", temperature_c=37.9, reasons=(str(reason),), holder="张*") for reason in Reason]
         if self.parts.family is not None:
-            pages += [ScreenState(kind="family_keypad", entry="138****", entry_complete=True),
-                      ScreenState(kind="family_searching"),
-                      ScreenState(kind="family_choose", choices=("张*", "李*")),
-                      *(ScreenState(kind="family_message", reasons=(message,)) for message in set(FAMILY_MESSAGES.values()))]
+            pages += sample_pages()
         return pages
 
     def stop(self) -> None:
@@ -221,11 +240,12 @@ class Kiosk:
             return
         parts = self.parts
         if change.touches("lights"):
-            # Only a factory handed in (the simulator's) carries over; one the old lights opened is closed with them.
-            factory = parts.lights.given_factory if new.lights.driver == "mock" else None
+            # Only a factory handed in (the simulator's) carries over, and open_pin_factory decides whether
+            # the new lights use it; one the old lights opened is closed with them.
+            offered = parts.lights.given_factory
             parts.lights.close()
-            parts.lights = KeptLights(new.lights, pin_factory=factory)
-            if self.phase == "out_of_service":
+            parts.lights = KeptLights(new.lights, pin_factory=offered)
+            if self.phase is Phase.OUT_OF_SERVICE:
                 parts.lights.show_out_of_service()
             else:
                 parts.lights.show_idle()
@@ -244,14 +264,14 @@ class Kiosk:
     def run(self, until: Callable[[], bool] = lambda: False, before_close: Callable[[], None] | None = None) -> None:
         """The screen loop, on the calling (main) thread, until stopped, `until()` or the window closes."""
         self.start()
-        idle_tick = 1.0 / self.config.screen.fps
         try:
             while not self._stop.is_set() and not until():
                 if not self.parts.screen.pump():
                     break
                 self.tick()
                 self.watchdog.pet()  # only a loop that keeps turning keeps systemd from restarting it
-                self._wake.wait(BUSY_TICK_S if self._visit else idle_tick)
+                # screen.fps is read each turn: a reloaded config changes the pace at once
+                self._wake.wait(BUSY_TICK_S if self._visit else 1.0 / self.config.screen.fps)
                 self._wake.clear()
         finally:
             if before_close:
@@ -263,19 +283,19 @@ class Kiosk:
     def tick(self) -> None:
         now = self._clock()
         taps = self.parts.screen.taps()  # taken every tick, so a tap never acts on a later page
-        if self._pending_config is not None and self._visit is None and self.phase in ("idle", "out_of_service"):
+        if self._pending_config is not None and self._visit is None and self.phase in (Phase.IDLE, Phase.OUT_OF_SERVICE):
             new, self._pending_config = self._pending_config, None
             self._apply_config(new)
             if self._stop.is_set():
                 return
-        if self.phase == "verdict":
+        if self.phase is Phase.VERDICT:
             if now < self._verdict_until:
                 return
             self._end_visit()
         fault = self._fault(now)
         if fault and self._family is not None:
             log.info("family lookup abandoned: the kiosk is out of service")
-            self._family = None
+            self._family = self._family_lookup = None
         if fault and self._visit and self._visit.decision is None:
             if self._visit.code:
                 # A part failed while a visitor was being served: refuse them (and log it), never pass.
@@ -287,15 +307,15 @@ class Kiosk:
         if self._visit is None and fault:
             self._enter_out_of_service(fault)
             return
-        if self.phase == "out_of_service" and not fault:
+        if self.phase is Phase.OUT_OF_SERVICE and not fault:
             log.info("back in service")
             self._show(self._idle_screen())
             self.parts.lights.show_idle()
-            self.phase = "idle"
+            self.phase = Phase.IDLE
         if self._family is not None:
             self._family_step(now, taps)
             return
-        if self._visit is None and self.phase == "idle" and "family" in self._tapped(taps):
+        if self._visit is None and self.phase is Phase.IDLE and "family" in self._tapped(taps):
             self._open_keypad(now)
             return
         self._serve(now)
@@ -318,10 +338,10 @@ class Kiosk:
     def _enter_out_of_service(self, fault: str) -> None:
         # Screen and lights first: whoever sees the phase change sees them already changed.
         self._show(ScreenState(kind="out_of_service", detail=fault))
-        if self.phase != "out_of_service":
+        if self.phase is not Phase.OUT_OF_SERVICE:
             log.warning("out of service: %s", fault)
             self.parts.lights.show_out_of_service()
-            self.phase = "out_of_service"
+            self.phase = Phase.OUT_OF_SERVICE
 
     def _serve(self, now: float, seen: SeenCode | None = None) -> None:
         """Walk the visit on; ``seen`` is a code chosen at the keypad, else the camera is asked."""
@@ -334,7 +354,7 @@ class Kiosk:
             if seen is None and snapshot.phase not in ("measuring", "settled"):
                 return
             visit = self._visit = Visit(started=now)
-            self.phase = "measuring"
+            self.phase = Phase.MEASURING
         if visit.code is None and seen is not None:
             visit.code = seen
             visit.verification = self._workers.submit(self.parts.verifier.verify, seen.payload)
@@ -380,7 +400,7 @@ class Kiosk:
                 kind = "hold_still"
         temperature = visit.temperature.celsius if visit.temperature else None
         self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None))
-        self.phase = kind
+        self.phase = Phase(kind)
 
     def _decide(self, visit: Visit) -> tuple[Verdict, Event, CodeResult]:
         """Worker thread: wait for the code's verification, apply the rules, commit the event."""
@@ -394,24 +414,10 @@ class Kiosk:
             code = CodeResult(verified=False, colour="unknown", code_hash="",
                               problem=f"no verification within kiosk.abandon_after_s "
                                       f"({self.config.kiosk.abandon_after_s:g} s)")
-        verdict = decide(visit.temperature, code, self.policy, self._utcnow())
-        event = Event(
-            time=utc_iso(self._utcnow()),
-            kiosk_id=self.config.kiosk.id,
-            site_id=self.config.kiosk.site_id,
-            decision=verdict.outcome,
-            reasons=tuple(str(reason) for reason in verdict.reasons),
-            temperature_c=visit.temperature.celsius,
-            temperature_readings_c=visit.temperature.readings,
-            skin_c=visit.temperature.skin_c,
-            ambient_c=visit.temperature.ambient_c,
-            temperature_site=visit.temperature.site,
-            temperature_fault=visit.temperature.fault,
-            code_colour=code.colour if code.verified else None,
-            code_hash=code.code_hash or None,
-            code_scheme=code.scheme,
-            proxy=code.proxy,
-        )
+        # One reading: the event says when the decision was made, the time its rules were applied at.
+        at = self._utcnow()
+        verdict = decide(visit.temperature, code, self.policy, at)
+        event = decision_event(self.config, visit.temperature, code, verdict, at)
         if verdict.passed:
             # The replay guard refuses this code for a while. Recorded before the event: if it
             # fails, nothing is logged and nothing shown (the kiosk goes out of service).
@@ -449,7 +455,7 @@ class Kiosk:
             if self.config.platform.fallback == "out_of_service":
                 self._outage_reason = "health-code platform unreachable"
                 self._outage_until = now + self.config.kiosk.verdict_s + OUTAGE_S
-        self.phase = "verdict"
+        self.phase = Phase.VERDICT
         self._verdict_until = now + self.config.kiosk.verdict_s
         decided = Decided(verdict, event, latency_ms, code.holder)
         for listener in self.listeners:
@@ -462,7 +468,7 @@ class Kiosk:
         self.parts.thermometry.consume()  # a result left over belongs to the visitor who just left
         self.parts.lights.show_idle()
         self._show(self._idle_screen())
-        self.phase = "idle"
+        self.phase = Phase.IDLE
 
     # --- people without phones: the family lookup ----------------------------------------------
 
@@ -478,85 +484,47 @@ class Kiosk:
         if self.parts.family is None:  # the button is drawn only when there is a lookup
             return
         log.info("family lookup: keypad opened")
-        self._family = FamilyVisit(entry=self.parts.family.entry(), touched_at=now)
-        self._show_family()
+        self._family = FamilyFlow(self.parts.family.entry(), now, idle_s=self.config.codes.family_idle_s,
+                                  message_s=self.config.kiosk.verdict_s)
+        self._show_family(self._family.page())
 
-    def _show_family(self) -> None:
-        flow = self._family
-        assert flow is not None
-        if flow.stage == "keypad":
-            state = ScreenState(kind="family_keypad", entry=flow.entry.masked(), entry_complete=flow.entry.complete)
-        elif flow.stage == "choose":
-            state = ScreenState(kind="family_choose", choices=tuple(member.holder for member in flow.members))
-        elif flow.stage == "searching":
-            state = ScreenState(kind="family_searching")
-        else:
-            state = ScreenState(kind="family_message", reasons=(flow.message,))
-        self._show(state)
-        self.phase = f"family_{flow.stage}"
+    def _show_family(self, page: ScreenState) -> None:
+        self._show(page)
+        self.phase = Phase(page.kind)
 
     def _close_family(self, why: str) -> None:
         log.info("family lookup: back to the start screen (%s)", why)
-        self._family = None
+        self._family = self._family_lookup = None
         self._show(self._idle_screen())
-        self.phase = "idle"
+        self.phase = Phase.IDLE
 
     def _family_step(self, now: float, taps: list[tuple[int, int]]) -> None:
+        """Route this tick's taps and the lookup's answer to the keypad flow, and do what it says."""
         flow = self._family
         assert flow is not None and self.parts.family is not None
         seen = self.parts.reader.take_new()
         if seen is not None:
             # A code shown to the camera meanwhile: that visitor has one after all; serve it as usual.
             log.info("family lookup abandoned: a code was shown to the camera")
-            self._family = None
+            self._family = self._family_lookup = None
             self._serve(now, seen)
             return
-        if taps:
-            flow.touched_at = now  # any touch keeps the page open, a button hit or not
-        idle_s = self.config.codes.family_idle_s
-        if flow.stage == "keypad":
-            for name in self._tapped(taps):
-                if name == "cancel":
-                    self._close_family("cancelled")
-                    return
-                if name == "delete":
-                    flow.entry.delete()
-                elif name.isdigit():
-                    flow.entry.press(name)
-                elif name == "ok" and flow.entry.complete:
-                    lookup = self._family_worker.submit(self.parts.family.lookup, flow.entry.take())
-                    lookup.add_done_callback(lambda _: self.wake())
-                    flow.lookup, flow.stage, flow.touched_at = lookup, "searching", now
-                    break  # taps after OK were meant for the keypad just left
-            if flow.stage == "keypad" and now - flow.touched_at > idle_s:
-                self._close_family(f"no touch for {idle_s:.0f} s")
-                return
-        elif flow.stage == "searching":
-            assert flow.lookup is not None
-            if flow.lookup.done():
-                self._family_answered(flow, self._lookup_result(flow.lookup), now)
-            elif now - flow.touched_at > idle_s:
-                # The lookup has its own timeout; this only keeps the keypad from hanging here.
-                self._family_answered(flow, FamilyResult("unavailable", problem="no answer in time"), now)
-        elif flow.stage == "choose":
-            for name in self._tapped(taps):
-                if name == "cancel":
-                    self._close_family("cancelled")
-                    return
-                if name.startswith("member:"):
-                    member = flow.members[int(name.split(":", 1)[1])]
-                    log.info("family lookup: a proxy code was chosen")
-                    self._family = None
-                    # From here on the chosen code is a code like any scanned one.
-                    self._serve(now, SeenCode(member.code, now))
-                    return
-            if now - flow.touched_at > idle_s:
-                self._close_family(f"no touch for {idle_s:.0f} s")
-                return
-        elif now >= flow.message_until:
-            self._close_family("message shown")
-            return
-        self._show_family()
+        answer = None
+        if self._family_lookup is not None and self._family_lookup.done():
+            answer = self._lookup_result(self._family_lookup)
+            self._family_lookup = None
+        step = flow.step(now, [self.parts.screen.button_at(pos) for pos in taps], answer)
+        if step.lookup is not None:
+            self._family_lookup = self._family_worker.submit(self.parts.family.lookup, step.lookup)
+            self._family_lookup.add_done_callback(lambda _: self.wake())
+        if step.chosen is not None:
+            self._family = None
+            # From here on the chosen code is a code like any scanned one.
+            self._serve(now, SeenCode(step.chosen, now))
+        elif step.ended is not None:
+            self._close_family(step.ended)
+        elif step.page is not None:
+            self._show_family(step.page)
 
     @staticmethod
     def _lookup_result(lookup: Future) -> FamilyResult:
@@ -565,14 +533,6 @@ class Kiosk:
         except Exception:  # lookup() does not raise for network or answer problems; anything else is a bug
             log.exception("family lookup failed")
             return FamilyResult("unavailable", problem="lookup failed")
-
-    def _family_answered(self, flow: FamilyVisit, result: FamilyResult, now: float) -> None:
-        if result.outcome == "found" and result.members:
-            flow.members, flow.stage, flow.touched_at = result.members, "choose", now
-            return
-        flow.stage = "message"
-        flow.message = FAMILY_MESSAGES.get(result.outcome, "family_unavailable")
-        flow.message_until = now + self.config.kiosk.verdict_s
 
     def _show(self, state: ScreenState) -> None:
         if state == self._shown:

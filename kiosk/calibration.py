@@ -17,9 +17,10 @@ one in one step (``os.replace``), so a crash leaves either the old file or the n
     kiosk calibrate --show
     kiosk calibrate --set-emissivity 0.98 --write-eeprom
 
-read the sensor's EEPROM (emissivity, filter setting); the second writes the emissivity (EEPROM
-erase-then-write with PEC) and is refused without ``--write-eeprom``: the cell has a limited
-number of write cycles and a wrong emissivity changes every reading.
+the first shows the sensor's settings (the MLX90614's EEPROM: emissivity, filter) and a reading;
+the second writes the emissivity (on the MLX90614 an EEPROM erase-then-write with PEC), on a
+sensor that stores one (`EmissivitySetting`), and is refused without ``--write-eeprom``: the cell
+has a limited number of write cycles and a wrong emissivity changes every reading.
 """
 
 from __future__ import annotations
@@ -39,18 +40,15 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from kiosk.config import Config, ConfigError, load, parse_text
-from kiosk.errors import KioskError
-from kiosk.sensors.thermometer import Thermometer, open_i2c_bus
+from kiosk.errors import CalibrationError, SettingError
+from kiosk.sensors.thermometer import EmissivitySetting, Thermometer, find_driver
+from kiosk.sensors.thermometer import open_thermometer as open_configured_thermometer
 
 log = logging.getLogger(__name__)
 
 REFERENCE_RANGE_C = (30.0, 45.0)  # a reference near body temperature; the offset is set where it matters
 MAX_SPREAD_C = 0.15  # standard deviation of the readings of a steady reference (sensor noise is ~0.05)
 MIN_READINGS = 10
-
-
-class CalibrationError(KioskError):
-    """The calibration was refused: nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -172,9 +170,10 @@ def _replace_atomically(path: Path, text: str) -> None:
 
 def open_thermometer(config: Config) -> Thermometer:
     """The configured sensor on the Pi's I2C bus (calibration needs the real one)."""
-    if config.thermometer.driver != "mlx90614":
-        raise KioskError('kiosk calibrate needs the real sensor (thermometer.driver = "mlx90614")')
-    return Thermometer.from_config(open_i2c_bus(), config.thermometer)
+    chip, _driver, simulated = find_driver(config.thermometer.driver)
+    if simulated:
+        raise SettingError(f'kiosk calibrate needs the real sensor (thermometer.driver = "{chip}")')
+    return open_configured_thermometer(config.thermometer)
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_config: Path) -> None:
@@ -196,7 +195,7 @@ def run(
     utcnow: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """The body of `kiosk calibrate`; returns the exit code. Refusals raise `KioskError`."""
+    """The body of `kiosk calibrate`; returns the exit code. Refusals raise `CalibrationError` or `SettingError`."""
     if args.reference is None and not args.show and args.set_emissivity is None:
         raise CalibrationError("say what to do: --reference C, --show, or --set-emissivity E --write-eeprom")
     if args.set_emissivity is not None and not args.write_eeprom:
@@ -206,15 +205,18 @@ def run(
         )
     config = load(args.config)
     thermometer = thermometer_for(config)
+    if args.set_emissivity is not None and not isinstance(thermometer, EmissivitySetting):
+        raise CalibrationError(f"{config.thermometer.driver}: this sensor has no emissivity setting to write")
     if args.show:
+        out(thermometer.describe())
         sample = thermometer.read()
-        out(f"sensor at I2C 0x{thermometer.address:02X}: object {sample.object_c:.2f} °C, room {sample.ambient_c:.2f} °C")
-        out(f"emissivity {thermometer.emissivity():.4f}; object filter bandwidth {thermometer.iir_bandwidth_hz():g} Hz")
+        out(f"object {sample.object_c:.2f} °C, room {sample.ambient_c:.2f} °C")
         out(f"configured offset {config.thermometer.offset_c:+.2f} °C, site {config.thermometer.site}")
     if args.set_emissivity is not None:
+        assert isinstance(thermometer, EmissivitySetting)  # checked above, before anything was read
         before = thermometer.emissivity()
-        written = thermometer.write_emissivity(args.set_emissivity)
-        out(f"emissivity {before:.4f} -> {written / 0xFFFF:.4f} (EEPROM 0x24 = 0x{written:04X})")
+        stored = thermometer.write_emissivity(args.set_emissivity)
+        out(f"emissivity {before:.4f} -> {stored:.4f}")
     if args.reference is not None:
         section = config.thermometer
         result = measure_offset(

@@ -12,7 +12,7 @@ from pathlib import Path
 from kiosk import __version__
 from kiosk.config import DEFAULT_CONFIG_PATH, ConfigError, load, load_overrides
 from kiosk.datadir import make_private_dir
-from kiosk.errors import KioskError
+from kiosk.errors import KioskError, SettingError
 from kiosk.printable import printable
 
 EXIT_USAGE = 2
@@ -58,7 +58,7 @@ def _make_data_dir(path: Path) -> None:
     try:
         make_private_dir(path)
     except OSError as exc:
-        raise KioskError(f"kiosk.data_dir: cannot create {path}: {exc.strerror or exc}") from None
+        raise SettingError(f"kiosk.data_dir: cannot create {path}: {exc.strerror or exc}") from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -88,6 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     parts.extra_threads.append(watcher.run)
     kiosk.config_watcher = watcher
     parts.extra_threads.append(StatusReporter(kiosk).run)  # for `kiosk status`
+    from kiosk.sound.voice import attach_sound
+
+    attach_sound(kiosk)  # tones and spoken prompts, on the player's own thread
     # systemctl stop: a clean stop, so the gate relay is switched off and the event log closed.
     signal.signal(signal.SIGTERM, lambda *_: kiosk.stop())
     kiosk.run()
@@ -111,6 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             screenshots=args.screenshots,
             config_file=args.config,
             seed=args.seed,
+            sound=args.sound,
         )
     except ConfigError as exc:
         print(f"kiosk: config error in {exc.source}: " + "; ".join(exc.problems), file=sys.stderr)
@@ -172,6 +176,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sound(args: argparse.Namespace) -> int:
+    from kiosk.sound.commands import run_render
+
+    return run_render(_config_or_exit(args.config), args.check)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from kiosk.calibration import run
 
@@ -209,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--screenshots", type=Path, help="save one PNG per screen state into this folder")
     sub.add_argument("--config", type=Path, help="a config file whose settings override the demo's (e.g. upstream.url)")
     sub.add_argument("--seed", type=int, default=7, help="random seed for the simulated visitors")
+    sub.add_argument("--sound", type=Path, metavar="FILE",
+                     help="write what the kiosk played (tones and spoken prompts) to this WAV file")
 
     sub = command("check-config", cmd_check_config, "validate a config file: exit 0 if valid, 2 with every problem",
                   "kiosk check-config /etc/kiosk/config.toml")
@@ -220,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     from kiosk.calibration import add_arguments as add_calibrate_arguments
 
     add_calibrate_arguments(sub, DEFAULT_CONFIG_PATH)
+
+    sub = command("sound", cmd_sound, "render the spoken prompts with espeak-ng (setup.sh runs it; again after "
+                  "changing sound.zh_voice or sound.en_voice)",
+                  "sudo -u kiosk /opt/kiosk/venv/bin/kiosk sound render --config /etc/kiosk/config.toml")
+    from kiosk.sound.commands import add_arguments as add_sound_arguments
+
+    add_sound_arguments(sub, DEFAULT_CONFIG_PATH)
 
     sub = command("scan", cmd_scan, "decode the QR codes in image files; one JSON line per image",
                   "kiosk scan photo1.png photo2.jpg")

@@ -28,6 +28,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, V
                       field_validator, model_validator)
 
 from kiosk.errors import ConfigError
+from kiosk.sensors.thermometer import driver_names as thermometer_driver_names
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/config.toml")
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
@@ -173,8 +174,16 @@ class KioskSection(Section):
         return self
 
 
+def _thermometer_driver(value: str) -> str:
+    # The names come from the driver registry (names only: no hardware library is imported).
+    names = thermometer_driver_names()
+    if value not in names:
+        raise ValueError("must be one of " + ", ".join(f'"{name}"' for name in names))
+    return value
+
+
 class ThermometerSection(Section):
-    driver: Literal["mlx90614", "sim"] = "mlx90614"
+    driver: Annotated[str, AfterValidator(_thermometer_driver)] = "mlx90614"
     i2c_address: Annotated[int, Field(ge=0x03, le=0x77)] = 0x5A
     sample_hz: Annotated[float, Field(ge=1, le=50)] = 20.0
     presence_c: Annotated[float, Field(ge=25, le=34)] = 30.0
@@ -376,6 +385,8 @@ class ScreenSection(Section):
     fps: Annotated[float, Field(ge=5, le=60)] = 30.0
     font: PathText = ""
     temperature_unit: Literal["C", "F"] = "C"
+    text_size: Literal["normal", "large"] = "normal"
+    viewfinder: bool = True
 
     @field_validator("font")
     @classmethod
@@ -383,6 +394,31 @@ class ScreenSection(Section):
         problem = font_problem(Path(value).expanduser()) if value else None
         if problem:
             raise ValueError(problem)
+        return value
+
+
+_CLOCK_RANGE = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d")
+
+
+class SoundSection(Section):
+    """Tones and spoken prompts (kiosk.sound); every key is re-read at each prompt."""
+
+    enabled: bool = True
+    volume: Annotated[float, Field(ge=0, le=1)] = 0.8
+    voice: bool = True
+    zh_voice: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+-]+$")] = "cmn"
+    en_voice: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+-]+$")] = "en"
+    quiet_hours: str = ""
+    quiet_volume: Annotated[float, Field(ge=0, le=1)] = 0.3
+    quiet_voice: bool = False
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _clock_range(cls, value: str) -> str:
+        if value and not _CLOCK_RANGE.fullmatch(value):
+            raise ValueError('must be "HH:MM-HH:MM" in 24-hour local time (e.g. "22:00-07:00"), or "" for none')
+        if value and value[:5] == value[6:]:
+            raise ValueError("must not start and end at the same time")
         return value
 
 
@@ -396,6 +432,7 @@ class Config(Section):
     screen: ScreenSection = ScreenSection()
     codes: CodesSection = CodesSection()
     trust: TrustSection = TrustSection()
+    sound: SoundSection = SoundSection()
 
     @property
     def store_path(self) -> Path:

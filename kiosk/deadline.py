@@ -2,10 +2,10 @@
 
 requests (and urllib3 under it) only bound each single wait for the network: a server that sends
 one byte a second never trips a read timeout, and a lookup with ``timeout_s = 1.5`` can take a
-minute. ``bounded_request`` gives the request a deadline instead. The socket timeouts still cap
-each wait; in addition, a watchdog thread shuts the request's connection down when the deadline
-passes, which ends whatever read or write is blocked on it (headers or body, plain or TLS). The
-answer is streamed and capped in size while it arrives.
+minute. A ``Deadline`` gives the request made inside its ``with`` a deadline instead
+(``kiosk.http.request`` uses it). The socket timeouts still cap each wait; in addition, a watchdog
+thread shuts the request's connection down when the deadline passes, which ends whatever read or
+write is blocked on it (headers or body, plain or TLS).
 
 The watchdog finds the connection through a session whose adapters come from ``guard_session``
 (it sees each socket urllib3 gives a connection, and each pooled connection a request reuses).
@@ -20,62 +20,30 @@ import itertools
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import requests.adapters
-import requests.structures
 from urllib3.connection import DummyConnection
 from urllib3.connectionpool import HTTPConnectionPool
-
-# Read size while streaming an answer: small enough that the size cap and the deadline are checked
-# often, large enough that a big answer is not read a few bytes at a time.
-CHUNK_BYTES = 16 * 1024
-
-
-class DeadlineExceeded(Exception):
-    """The request did not complete within its deadline."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        super().__init__(f"no complete answer within {seconds:g} s")
-
-
-class AnswerTooLarge(Exception):
-    """The answer's body is larger than the request allows."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        super().__init__(f"answer larger than {limit} bytes")
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: requests.structures.CaseInsensitiveDict
-    body: bytes
-
 
 _current = threading.local()  # the deadline of the request this thread is making, if any
 _lock = threading.Lock()  # guards every deadline's watched sockets and each connection's owner
 
 
 class Deadline:
-    """A deadline for the request made by this thread inside ``with``; see ``bounded_request``."""
+    """A deadline for the request made by this thread inside ``with`` (on ``time.monotonic``)."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
-        self.seconds = seconds
-        self._clock = clock
-        self.at = clock() + seconds
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
         self.expired = False
         self._done = False
         self._watched: list[tuple[Any, socket.socket]] = []
         self._previous: Deadline | None = None
 
     def remaining(self) -> float:
-        return self.at - self._clock()
+        return self.at - time.monotonic()
 
     def timeouts(self) -> tuple[float, float]:
         """(connect, read) timeouts for requests: no single wait may outlast the deadline."""
@@ -146,10 +114,8 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def add(self, deadline: Deadline) -> None:
-        # The heap runs on time.monotonic; a deadline with an injected clock is converted once.
-        due = time.monotonic() + deadline.remaining()
         with self._wakeup:
-            heapq.heappush(self._heap, (due, next(self._order), deadline))
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="http-deadline", daemon=True)
                 self._thread.start()
@@ -230,44 +196,3 @@ def guard_session(session: requests.Session | None = None) -> requests.Session:
     session.mount("http://", DeadlineAdapter())
     session.mount("https://", DeadlineAdapter())
     return session
-
-
-def bounded_request(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    seconds: float,
-    max_bytes: int,
-    clock: Callable[[], float] = time.monotonic,
-    **kwargs: Any,
-) -> Answer:
-    """One request that completes within ``seconds``, answer and all, or raises.
-
-    Raises DeadlineExceeded, AnswerTooLarge (``max_bytes`` of body, after any gzip decoding), or
-    requests' own exceptions for other network trouble. Redirects are never followed. ``session``
-    should come from ``guard_session``; with another, only the socket timeouts and the checks
-    between chunks of the body apply.
-    """
-    with Deadline(seconds, clock) as deadline:
-        try:
-            with session.request(method, url, timeout=deadline.timeouts(), stream=True, allow_redirects=False,
-                                 **kwargs) as response:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise AnswerTooLarge(max_bytes)
-                    chunks.append(chunk)
-                    if deadline.remaining() < 0:
-                        raise DeadlineExceeded(seconds)
-                status, headers = response.status_code, response.headers
-        except requests.RequestException:
-            if deadline.expired or deadline.remaining() < 0:
-                raise DeadlineExceeded(seconds) from None
-            raise
-        # A cut connection can look like the end of an answer sent without a Content-Length.
-        if deadline.expired or deadline.remaining() < 0:
-            raise DeadlineExceeded(seconds)
-    return Answer(status, headers, b"".join(chunks))

@@ -1,48 +1,18 @@
 """The pass/refuse rules: a pure function of (temperature, code, policy, now).
 
 Everything with side effects (screen, lights, log, upload) sits around this module; nothing here
-reads a clock, a file or the network, so every combination is tested as a table.
+reads a clock, a file or the network, so every combination is tested as a table. It names no code
+scheme: whether a code is fresh is the code result's to say (``kiosk.results.CodeResult``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Literal
 
 from kiosk.config import Config
-from kiosk.results import CodeResult, TemperatureResult
-
-
-class Reason(StrEnum):
-    """Stable reason codes: they are logged, uploaded and mapped to on-screen text."""
-
-    SENSOR_FAULT = "sensor_fault"
-    FEVER = "fever"
-    REMEASURE = "remeasure"
-    CANNOT_VERIFY = "cannot_verify"
-    UNKNOWN_CODE = "unknown_code"
-    RED_CODE = "red_code"
-    YELLOW_CODE = "yellow_code"
-    STALE_CODE = "stale_code"
-    # Signed credentials (EU DCC, SMART Health Cards) and the checks around every code.
-    MALFORMED_CODE = "malformed_code"
-    INCOMPLETE_CODE = "incomplete_code"
-    INVALID_SIGNATURE = "invalid_signature"
-    UNTRUSTED_ISSUER = "untrusted_issuer"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not_yet_valid"
-    REVOKED = "revoked"
-    REPLAYED = "replayed"
-    TRUST_LIST_STALE = "trust_list_stale"
-    CLOCK_UNSYNCHRONISED = "clock_unsynchronised"
-    TEST_REQUIRED = "test_required"
-
-
-# Codes whose validity comes from a signature and an expiry date, not from a dynamic generation time.
-OFFLINE_SCHEMES = frozenset({"dcc", "shc"})
-
+from kiosk.results import CodeResult, Reason, TemperatureResult
 
 Outcome = Literal["PASS", "REFUSE"]
 
@@ -107,19 +77,10 @@ def code_reasons(code: CodeResult, policy: Policy, now: datetime) -> list[Reason
         reasons.append(Reason.RED_CODE)
     elif code.colour == "yellow":
         reasons.append(Reason.YELLOW_CODE)
-    if code.scheme not in OFFLINE_SCHEMES:
-        # A dynamic code without a generation time cannot be shown to be fresh.
-        max_age = policy.max_proxy_code_age if code.proxy else policy.max_code_age
-        if code.generated_at is None:
-            reasons.append(Reason.STALE_CODE)
-        else:
-            age = now - code.generated_at
-            if age > max_age or age < -policy.clock_skew:
-                reasons.append(Reason.STALE_CODE)
-    if policy.test_within is not None:
-        tested = code.tested_at
-        if tested is None or now - tested > policy.test_within or tested - now > policy.clock_skew:
-            reasons.append(Reason.TEST_REQUIRED)
+    if code.stale(now, policy.max_code_age, policy.max_proxy_code_age, policy.clock_skew):
+        reasons.append(Reason.STALE_CODE)
+    if policy.test_within is not None and not code.tested_within(now, policy.test_within, policy.clock_skew):
+        reasons.append(Reason.TEST_REQUIRED)
     return list(dict.fromkeys(reasons))
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from kiosk.errors import KioskError
+from kiosk.errors import StoreError, UsageError
 from kiosk.events import Event
 from kiosk.sync.store import EventStore
 
@@ -21,7 +21,7 @@ def parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise KioskError(f"not an ISO 8601 date or time: {text!r} (e.g. 2026-11-26 or 2026-11-26T08:00:00Z)") from None
+        raise UsageError(f"not an ISO 8601 date or time: {text!r} (e.g. 2026-11-26 or 2026-11-26T08:00:00Z)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -29,7 +29,7 @@ def export(store_path: Path, out: IO[str], fmt: str, since: datetime | None = No
            until: datetime | None = None) -> int:
     """Write the events with since <= time < until to `out`; return how many."""
     if not store_path.exists():
-        raise KioskError(f"no event log at {store_path} (check kiosk.data_dir)")
+        raise StoreError(store_path, "no event log here (check kiosk.data_dir)")
     with EventStore(store_path, readonly=True) as store:
         events: list[Event] = store.events(since=since, until=until)
     if fmt == "jsonl":
@@ -43,5 +43,5 @@ def export(store_path: Path, out: IO[str], fmt: str, since: datetime | None = No
                    for key, value in event.to_dict().items()}
             writer.writerow(row)
     else:
-        raise KioskError(f"unknown export format {fmt!r}: use csv or jsonl")
+        raise UsageError(f"unknown export format {fmt!r}: use csv or jsonl")
     return len(events)

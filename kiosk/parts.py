@@ -16,13 +16,13 @@ from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config
 from kiosk.display.lights import KeptLights
 from kiosk.display.screen import Screen
-from kiosk.errors import KioskError
+from kiosk.errors import SettingError
 from kiosk.sensors.camera import FrameSource, open_camera
 from kiosk.sensors.qrpipeline import frame_budget_s
 from kiosk.sensors.reader import CodeReader
 from kiosk.sensors.reopening import ReopeningSource
 from kiosk.sensors.scanner import Scanner
-from kiosk.sensors.thermometer import Thermometer, open_i2c_bus
+from kiosk.sensors.thermometer import open_thermometer
 from kiosk.sensors.thermometry import Thermometry
 from kiosk.sync import open_sync
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def _needs_world(world: "SimWorld | None", key: str) -> "SimWorld":
     if world is None:
-        raise KioskError(f"{key} = \"sim\" only works inside `kiosk demo` (it needs the simulated world)")
+        raise SettingError(f"{key} = \"sim\" only works inside `kiosk demo` (it needs the simulated world)")
     return world
 
 
@@ -44,13 +44,10 @@ def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
     itself, and until then the kiosk is out of service with the cause on its screen.
     """
     screen = Screen(config.screen, config.kiosk.language)
-    pin_factory = world.pin_factory if (world is not None and config.lights.driver == "mock") else None
-    lights = KeptLights(config.lights, pin_factory=pin_factory)
+    # The simulator's mock pins are offered; the lights use them only when lights.driver = "mock".
+    lights = KeptLights(config.lights, pin_factory=world.pin_factory if world is not None else None)
 
-    if config.thermometer.driver == "sim":
-        thermometer = Thermometer.from_config(_needs_world(world, "thermometer.driver").bus, config.thermometer)
-    else:
-        thermometer = Thermometer.from_config(None, config.thermometer, open_bus=open_i2c_bus)
+    thermometer = open_thermometer(config.thermometer, sim_bus=world.bus if world is not None else None)
 
     camera: FrameSource
     if config.camera.driver == "picamera2":

@@ -1,15 +1,43 @@
 """What a temperature measurement and a code verification hand to the decision.
 
-Both are plain frozen values, so the decision stays a pure function of them.
+Both are plain frozen values, so the decision stays a pure function of them. A code result also
+answers for its own freshness (``CodeResult.stale``, ``CodeResult.tested_within``): the decision
+applies the policy's limits without knowing which scheme the code came from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Literal
 
 Colour = Literal["green", "yellow", "red", "unknown"]
+
+
+class Reason(StrEnum):
+    """Stable reason codes: they are logged, uploaded and mapped to on-screen text."""
+
+    SENSOR_FAULT = "sensor_fault"
+    FEVER = "fever"
+    REMEASURE = "remeasure"
+    CANNOT_VERIFY = "cannot_verify"
+    UNKNOWN_CODE = "unknown_code"
+    RED_CODE = "red_code"
+    YELLOW_CODE = "yellow_code"
+    STALE_CODE = "stale_code"
+    # Signed credentials (EU DCC, SMART Health Cards) and the checks around every code.
+    MALFORMED_CODE = "malformed_code"
+    INCOMPLETE_CODE = "incomplete_code"
+    INVALID_SIGNATURE = "invalid_signature"
+    UNTRUSTED_ISSUER = "untrusted_issuer"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    REVOKED = "revoked"
+    REPLAYED = "replayed"
+    TRUST_LIST_STALE = "trust_list_stale"
+    CLOCK_UNSYNCHRONISED = "clock_unsynchronised"
+    TEST_REQUIRED = "test_required"
 
 
 @dataclass(frozen=True)
@@ -65,6 +93,8 @@ class CodeResult:
     ``verified`` is False when the platform could not be asked or its answer made no sense;
     ``colour`` then is "unknown" and ``problem`` says what went wrong, for the daemon's log.
     ``code_hash`` is the keyed hash of the payload; the payload itself never leaves the scanner path.
+    ``dynamic``: the code is current only for a short while after the platform generated it (a
+    screenshot goes stale). A signed credential is not: its verifier judged its validity period.
     """
 
     verified: bool
@@ -75,7 +105,7 @@ class CodeResult:
     proxy: bool = False
     scheme: str = "platform"
     problem: str | None = None
-    # Why the verifier refuses the code (``kiosk.decision.Reason`` values, e.g. "invalid_signature");
+    # Why the verifier refuses the code (``Reason`` values, e.g. "invalid_signature");
     # empty when it found nothing wrong. The decision refuses on any of them.
     reasons: tuple[str, ...] = ()
     # Who vouches for the code (the platform's name, a DCC country, a SMART Health Card issuer URL).
@@ -84,3 +114,20 @@ class CodeResult:
     expires: datetime | None = None
     # The sample time of the holder's latest negative nucleic-acid test, if the code reports one.
     tested_at: datetime | None = None
+    dynamic: bool = True
+
+    def stale(self, now: datetime, max_age: timedelta, max_proxy_age: timedelta, skew: timedelta) -> bool:
+        """Is this code too old (or from too far in the future) to stand for its holder now? A
+        printed family-proxy code may be ``max_proxy_age`` old, any other dynamic code ``max_age``;
+        a dynamic code without a generation time cannot be shown to be fresh."""
+        if not self.dynamic:
+            return False
+        if self.generated_at is None:
+            return True
+        age = now - self.generated_at
+        return age > (max_proxy_age if self.proxy else max_age) or age < -skew
+
+    def tested_within(self, now: datetime, within: timedelta, skew: timedelta) -> bool:
+        """Does the code report a negative test sampled no longer than ``within`` before now?"""
+        tested = self.tested_at
+        return tested is not None and now - tested <= within and tested - now <= skew

@@ -18,7 +18,7 @@ from kiosk.config import Config
 from kiosk.display.lights import Lights
 from kiosk.errors import KioskError
 from kiosk.sensors.camera import open_camera
-from kiosk.sensors.thermometer import Thermometer, open_i2c_bus
+from kiosk.sensors.thermometer import Thermometer, is_simulated, open_thermometer
 
 if TYPE_CHECKING:
     from kiosk.sim.world import SimWorld
@@ -115,14 +115,15 @@ def check_reachable(name: str, url: str, timeout_s: float, ca_bundle: str | None
 
 
 def run_selftest(config: Config, world: "SimWorld | None" = None) -> list[Check]:
-    simulated = "sim" in (config.thermometer.driver, config.camera.driver) or config.lights.driver == "mock"
+    # Mock lights need no world: the lights open mock pins of their own (`open_pin_factory`).
+    simulated = is_simulated(config.thermometer.driver) or config.camera.driver == "sim"
     if simulated and world is None:
         from kiosk.sim.world import SimWorld
 
         world = SimWorld(config)
     checks: list[Check] = []
     try:
-        lights = Lights(config.lights, pin_factory=world.pin_factory if world and config.lights.driver == "mock" else None)
+        lights = Lights(config.lights, pin_factory=world.pin_factory if world else None)
     except KioskError as exc:
         checks.append(Check("lights", False, str(exc)))
     else:
@@ -131,8 +132,7 @@ def run_selftest(config: Config, world: "SimWorld | None" = None) -> list[Check]
         finally:
             lights.close()
     try:
-        bus = world.bus if config.thermometer.driver == "sim" and world else open_i2c_bus()
-        thermometer = Thermometer(bus, config.thermometer.i2c_address, config.thermometer.plausible_max_c)
+        thermometer = open_thermometer(config.thermometer, sim_bus=world.bus if world else None)
     except KioskError as exc:
         checks.append(Check("thermometer", False, str(exc)))
     else:

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from kiosk.decision import Reason
 from kiosk.events import Event
+from kiosk.results import Reason
 
 WINDOW_S = 3600
 # Below this many measured visitors an hour says little about the crowd.

@@ -8,9 +8,11 @@ plays one short scene from a second thread, the way a visitor or a maintainer wo
 from __future__ import annotations
 
 import socket
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from kiosk.events import utc_iso
 from scene import Scene, run_scene
 
 RED_PIN, GREEN_PIN, RELAY_PIN = 27, 17, 23
@@ -127,3 +129,24 @@ def test_an_event_that_cannot_be_committed_is_never_shown(tmp_path):
         s.world.wrist.leave()
 
     run_scene(tmp_path, scene)
+
+
+def test_the_event_is_timed_by_the_clock_reading_the_decision_used(tmp_path):
+    """A wall clock that jumps an hour at every reading (NTP stepping it, say): the decision and its
+    event still share one reading, so the log never says a code was accepted an hour after it expired."""
+    start = datetime.now(timezone.utc)
+    readings: list[datetime] = []
+
+    def utcnow() -> datetime:
+        at = start + timedelta(hours=len(readings))
+        readings.append(at)
+        return at
+
+    def scene(s: Scene) -> None:
+        decided = s.visit(s.code("green"))
+        assert decided.verdict.outcome == "PASS"  # the fresh code was judged at the first reading ...
+        assert [utc_iso(at) for at in readings] == [decided.event.time]  # ... which is the event's time
+        stored = [event for event in s.kiosk.parts.store.events() if event.kind == "decision"]
+        assert [event.time for event in stored] == [decided.event.time]
+
+    run_scene(tmp_path, scene, kiosk_options={"utcnow": utcnow})

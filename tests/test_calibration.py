@@ -1,7 +1,7 @@
 """`kiosk calibrate`: the offset against a reference source, written into the config file safely.
 
 The reference is an emulated blackbody in front of the emulated chip, read through the real driver
-and the PEC-checked Thermometer; the config file is a copy of the shipped, commented one.
+and the PEC-checked MLX90614 driver; the config file is a copy of the shipped, commented one.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from kiosk.calibration import (
 )
 from kiosk.config import SHIPPED_CONFIG, Config, ConfigError, load
 from kiosk.errors import KioskError, SensorError
-from kiosk.sensors.thermometer import Thermometer
+from kiosk.sensors.mlx90614 import MLX90614
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
 
 
@@ -57,7 +58,7 @@ class Bench:
         self.bus = SimI2C()
         self.chip = self.bus.attach(MLX90614Chip(ambient_c=23.0, object_source=blackbody,
                                                  clock=self.clock, sleep=self.clock.sleep))
-        self.thermometer = Thermometer(self.bus, clock=self.clock, sleep=self.clock.sleep)
+        self.thermometer = MLX90614(self.bus, clock=self.clock, sleep=self.clock.sleep)
 
 
 @pytest.fixture
@@ -200,7 +201,10 @@ def test_refused_calibration_writes_nothing(config_file: Path) -> None:
 def test_show_reads_emissivity_and_filter(config_file: Path) -> None:
     code, lines = calibrate(config_file, Bench(Blackbody()), "--show")
     assert code == 0
-    assert "emissivity 1.0000; object filter bandwidth 7.23 Hz" in lines
+    assert lines[0] == "MLX90614 at I2C 0x5A: emissivity 1.0000; object filter bandwidth 7.23 Hz"
+    seen = re.fullmatch(r"object (\S+) °C, room (\S+) °C", lines[1])
+    assert seen is not None, lines[1]
+    assert float(seen[1]) == pytest.approx(37.0, abs=0.2) and float(seen[2]) == pytest.approx(23.0, abs=0.02)
 
 
 def test_emissivity_write_needs_the_explicit_flag(config_file: Path) -> None:
@@ -210,7 +214,24 @@ def test_emissivity_write_needs_the_explicit_flag(config_file: Path) -> None:
     assert bench.chip.writes == 0 and bench.chip.eeprom(0x24) == 0xFFFF
     code, lines = calibrate(config_file, bench, "--set-emissivity", "0.98", "--write-eeprom")
     assert code == 0 and bench.chip.eeprom(0x24) == round(0.98 * 65535)
-    assert lines == ["emissivity 1.0000 -> 0.9800 (EEPROM 0x24 = 0xFAE0)"]
+    assert lines == ["emissivity 1.0000 -> 0.9800"]
+
+
+class ReadOnlySensor:
+    """A chip that only reads: the real driver behind the plain `Thermometer` interface, no emissivity."""
+
+    def __init__(self, sensor: MLX90614) -> None:
+        self.read = sensor.read
+        self.describe = sensor.describe
+
+
+def test_a_sensor_without_an_emissivity_setting_refuses_the_write_before_touching_it(config_file: Path) -> None:
+    bench = Bench(Blackbody())
+    lines: list[str] = []
+    with pytest.raises(CalibrationError, match="no emissivity setting"):
+        run(args(config_file, "--show", "--set-emissivity", "0.98", "--write-eeprom"),
+            thermometer_for=lambda _: ReadOnlySensor(bench.thermometer), out=lines.append)
+    assert lines == [] and bench.chip.reads == 0 and bench.chip.writes == 0
 
 
 def test_nothing_to_do_is_a_clear_error(config_file: Path) -> None:

@@ -37,7 +37,8 @@ from kiosk.codes.router import CodeRouter, FixedTrust, build_router
 from kiosk.codes.shc import ShcVerifier
 from kiosk.codes.trust import TrustStore
 from kiosk.config import CodesSection, Config, merged
-from kiosk.decision import Policy, Reason, code_reasons
+from kiosk.decision import Policy, code_reasons
+from kiosk.results import Reason
 from kiosk.sim.credentials import DccIssuer, ShcIssuerSim, numeric
 from kiosk.sim.population import Population
 from kiosk.sim.upstream import ReferenceUpstream

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from kiosk.codes.dcc import DccVerifier
 from kiosk.codes.trust import DccSigner, TrustError, TrustStore, dcc_kid
 from kiosk.config import CodesSection
-from kiosk.decision import Reason
+from kiosk.results import Reason
 from kiosk.sim.credentials import NEGATIVE, POSITIVE, DccIssuer
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "dcc"

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request, guard_session
+from kiosk.http import AnswerTooLarge, DeadlineExceeded, NetworkError, guard_session, request
+from sync_helpers import closed_port
 
 DEADLINE_S = 0.5
 # What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
@@ -108,8 +109,8 @@ def ends_on_time(call: Callable[[], object]) -> BaseException:
 
 
 def get(url: str, session: requests.Session | None = None, **kwargs: object):
-    return bounded_request(session or guard_session(), "GET", url, seconds=DEADLINE_S,
-                           max_bytes=kwargs.pop("max_bytes", 1 << 20), **kwargs)  # type: ignore[arg-type]
+    return request(session or guard_session(), "GET", url, seconds=DEADLINE_S,
+                   max_bytes=kwargs.pop("max_bytes", 1 << 20), **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_trickled_head_ends_at_the_deadline(serve) -> None:
@@ -118,7 +119,9 @@ def test_a_trickled_head_ends_at_the_deadline(serve) -> None:
         trickle(conn, stop, b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"x" * 500 + b"\r\n\r\nok")
 
     server = serve(handler)
-    assert isinstance(ends_on_time(lambda: get(f"http://127.0.0.1:{server.port}/")), DeadlineExceeded)
+    raised = ends_on_time(lambda: get(f"http://127.0.0.1:{server.port}/"))
+    assert isinstance(raised, DeadlineExceeded) and isinstance(raised, TimeoutError)
+    assert str(raised) == f"no complete answer within {DEADLINE_S:g} s"
 
 
 def test_a_trickled_body_without_a_length_is_not_taken_for_a_short_answer(serve) -> None:
@@ -152,8 +155,8 @@ def test_a_server_that_never_reads_the_request_ends_at_the_deadline(serve) -> No
 
     server = serve(handler)
     body = b"z" * (32 * 1024 * 1024)
-    raised = ends_on_time(lambda: bounded_request(guard_session(), "POST", f"http://127.0.0.1:{server.port}/",
-                                                  seconds=DEADLINE_S, max_bytes=1024, data=body))
+    raised = ends_on_time(lambda: request(guard_session(), "POST", f"http://127.0.0.1:{server.port}/",
+                                          seconds=DEADLINE_S, max_bytes=1024, data=body))
     assert isinstance(raised, DeadlineExceeded)
 
 
@@ -203,3 +206,46 @@ def test_many_requests_in_a_row_leave_no_descriptors_behind(serve) -> None:
         assert get(url, session).status == 200
     assert len(os.listdir("/proc/self/fd")) <= before + 2
     assert len(server.peers) == 1
+
+
+# --- every other failure: a NetworkError (an OSError) in a few words ---------------------------------
+
+
+def _hang_up(conn: socket.socket, stop: threading.Event) -> None:
+    read_request(conn)
+
+
+def _cut_short(conn: socket.socket, stop: threading.Event) -> None:
+    read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10)
+
+
+def _not_http(conn: socket.socket, stop: threading.Event) -> None:
+    read_request(conn)
+    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n" + b"\x00\xff" * 100)
+
+
+def _plain_http(conn: socket.socket, stop: threading.Event) -> None:
+    conn.recv(65536)  # a TLS client hello, answered as if it were an HTTP request
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize(("handler", "scheme", "said"), [
+    (_hang_up, "http", "closed the connection without an answer"),
+    (_cut_short, "http", "answer cut off before its end"),
+    (_not_http, "http", "answer is not HTTP"),
+    (_plain_http, "https", "TLS failed"),
+], ids=["hang-up", "cut-short", "not-http", "tls-to-plain-http"])
+def test_a_failed_request_says_why_in_a_few_words(serve, handler, scheme: str, said: str) -> None:
+    server = serve(handler)
+    with pytest.raises(NetworkError) as raised:
+        get(f"{scheme}://127.0.0.1:{server.port}/secret-path?token=abc")
+    assert isinstance(raised.value, OSError)
+    message = str(raised.value)
+    assert message.startswith(said)
+    assert not any(part in message for part in ("127.0.0.1", str(server.port), "secret-path", "abc", "SSH"))
+
+
+def test_a_server_nobody_runs_is_a_refused_connection() -> None:
+    with pytest.raises(NetworkError, match="^connection refused$"):
+        get(f"http://127.0.0.1:{closed_port()}/")

@@ -5,8 +5,8 @@ from itertools import product
 
 import pytest
 
-from kiosk.decision import Policy, Reason, decide
-from kiosk.results import CodeResult, TemperatureResult
+from kiosk.decision import Policy, decide
+from kiosk.results import CodeResult, Reason, TemperatureResult
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 POLICY = Policy(fever_c=37.3, cold_floor_c=35.5, max_code_age=timedelta(seconds=90),
@@ -26,8 +26,9 @@ def code(colour="green", age_s=5.0, verified=True, generated=True, proxy=False, 
          tested_h=None):
     generated_at = NOW - timedelta(seconds=age_s) if generated else None
     tested_at = NOW - timedelta(hours=tested_h) if tested_h is not None else None
+    # Platform codes are dynamic; a signed credential's result says it is not (as the router's does).
     return CodeResult(verified=verified, colour=colour, code_hash="h", generated_at=generated_at, proxy=proxy,
-                      scheme=scheme, reasons=reasons, tested_at=tested_at)
+                      scheme=scheme, reasons=reasons, tested_at=tested_at, dynamic=scheme == "platform")
 
 
 CODES = {

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pygame
 
+from kiosk.codes.family import FamilyMember, FamilyResult, PhoneEntry
+from kiosk.family_flow import FamilyFlow
 from kiosk.sim.touch import tap as touch_button
 from scene import Scene, run_scene
 
@@ -208,3 +210,55 @@ def test_the_lookup_can_be_turned_off(tmp_path) -> None:
         assert s.kiosk.phase == "idle" and screen.buttons == {}
 
     run_scene(tmp_path, scene, codes={"family_lookups": 0})
+
+
+# --- the keypad flow by itself: taps and times in, pages and choices out ------------------------
+
+
+def keypad(now: float = 0.0) -> FamilyFlow:
+    return FamilyFlow(PhoneEntry(11, 11), now, idle_s=30.0, message_s=3.0)
+
+
+def test_flow_sends_the_number_once_and_forgets_it() -> None:
+    flow = keypad()
+    step = flow.step(1.0, [*MOTHER_OF_P01[:-1], None, "delete", MOTHER_OF_P01[-2], MOTHER_OF_P01[-1]])
+    assert step.page.kind == "family_keypad" and step.page.entry_complete and step.lookup is None
+    assert MOTHER_OF_P01 not in step.page.entry  # only the last four digits are shown
+    step = flow.step(2.0, ["ok", "5", "ok"])  # the taps after OK were meant for the keypad just left
+    assert step.lookup == MOTHER_OF_P01 and step.page.kind == "family_searching"
+    assert len(flow.entry) == 0
+    assert flow.step(3.0, ["ok"]).lookup is None
+
+
+def test_flow_offers_the_names_and_hands_over_the_chosen_code() -> None:
+    flow = keypad()
+    flow.step(1.0, [*MOTHER_OF_P01, "ok"])
+    found = FamilyResult("found", members=(FamilyMember("张*英", "HCP1:code-a"), FamilyMember("李*", "HCP1:code-b")))
+    page = flow.step(2.0, [], found).page
+    assert page.kind == "family_choose" and page.choices == ("张*英", "李*")
+    assert flow.step(3.0, ["member:7"]).chosen is None  # no such name on the page
+    step = flow.step(4.0, ["member:1"])
+    assert step.chosen == "HCP1:code-b" and step.page is None and step.ended is None
+
+
+def test_flow_shows_a_message_for_a_while_then_ends() -> None:
+    flow = keypad()
+    flow.step(1.0, [*NOBODY, "ok"])
+    assert flow.step(2.0, [], FamilyResult("unknown")).page.reasons == ("family_unknown",)
+    assert flow.step(4.9, ["cancel"]).page.kind == "family_message"  # the message is not cut short
+    assert flow.step(5.0, []).ended == "message shown"
+
+
+def test_flow_gives_up_on_a_lookup_without_an_answer_only_when_left_alone() -> None:
+    flow = keypad()
+    flow.step(1.0, [*NOBODY, "ok"])
+    assert flow.step(25.0, [None]).page.kind == "family_searching"  # a touch beside the buttons keeps it
+    page = flow.step(55.5, []).page
+    assert page.kind == "family_message" and page.reasons == ("family_unavailable",)
+
+
+def test_flow_ends_when_cancelled_or_left_alone() -> None:
+    assert keypad().step(1.0, ["1", "cancel", "2"]).ended == "cancelled"
+    flow = keypad()
+    assert flow.step(30.0, []).page.kind == "family_keypad"
+    assert flow.step(30.5, []).ended == "no touch for 30 s"

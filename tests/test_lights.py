@@ -12,7 +12,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.config import LightsSection
-from kiosk.display.lights import REFUSE_BEEPS, Lights
+from kiosk.display import lights as lights_module
+from kiosk.display.lights import REFUSE_BEEPS, Lights, open_pin_factory
 from kiosk.errors import KioskError
 
 GREEN, RED, BUZZER, RELAY = 17, 27, 22, 23
@@ -156,13 +157,51 @@ def test_close_shuts_the_gate_and_frees_the_pins(make_lights):
     again.close()
 
 
-def test_given_pin_factory_is_used(make_lights):
-    factory = MockFactory()
-    lights = Lights(LightsSection(driver="gpio"), pin_factory=factory)
-    assert lights.pin_factory is factory
+def test_mock_driver_uses_the_offered_pins_and_leaves_them_open():
+    offered = MockFactory()
+    lights = Lights(LightsSection(driver="mock"), pin_factory=offered)
+    assert lights.pin_factory is offered
     lights.show_refuse()
-    assert factory.pin(RED).state
+    assert offered.pin(RED).state
     lights.close()
+    again = Lights(LightsSection(driver="mock"), pin_factory=offered)  # still usable: not closed with the lights
+    again.show_refuse()
+    assert offered.pin(RED).state
+    again.close()
+
+
+class HeaderChip(MockFactory):
+    """Stands in for the header's GPIO chip (gpiozero's mock pins), remembering whether it was closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def test_gpio_driver_never_drives_offered_mock_pins(monkeypatch):
+    header = HeaderChip()
+    chips: list[object] = []
+    monkeypatch.setattr(lights_module, "open_gpio_factory", lambda chip: chips.append(chip) or header)
+    offered = MockFactory()
+    lights = Lights(LightsSection(driver="gpio", gpio_chip=4), pin_factory=offered)
+    lights.show_refuse()
+    assert chips == [4] and lights.pin_factory is header
+    assert header.pin(RED).state and not offered.pins, "the offered mock pins were never claimed"
+    lights.close()
+    assert header.closed, "the pins the lights opened are released with them"
+
+
+def test_open_pin_factory_makes_the_mock_or_real_choice(monkeypatch):
+    header = HeaderChip()
+    monkeypatch.setattr(lights_module, "open_gpio_factory", lambda chip: header)
+    offered = MockFactory()
+    mock = LightsSection(driver="mock")
+    assert open_pin_factory(mock, offered) is offered
+    own = open_pin_factory(mock)
+    assert isinstance(own, MockFactory) and own is not offered and open_pin_factory(mock) is not own
+    assert open_pin_factory(LightsSection(driver="gpio"), offered) is header
 
 
 @pytest.mark.skipif(

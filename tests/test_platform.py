@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from kiosk.codes.hashing import CodeHasher
 from kiosk.codes.platform import MAX_PAYLOAD_CHARS, PlatformVerifier
 from kiosk.config import PlatformSection
-from kiosk.decision import Policy, Reason, decide
-from kiosk.results import TemperatureResult
+from kiosk.decision import Policy, decide
+from kiosk.results import Reason, TemperatureResult
 from kiosk.sim.population import Population
 from kiosk.sim.upstream import Fault, ReferenceUpstream
 from sync_helpers import self_signed_cert
@@ -410,7 +410,7 @@ def test_timeout_is_honoured(
 ) -> None:
     platform.mode = mode  # the server holds its answer for up to 5 s; the kiosk waits 0.2 s
     code = population.code_for("p01")
-    assert_cannot_verify(verifier.verify(code), caplog, code, "platform timeout after 0.2 s")
+    assert_cannot_verify(verifier.verify(code), caplog, code, "platform: no complete answer within 0.2 s")
 
 
 def test_connection_closed_without_answer(
@@ -427,7 +427,7 @@ def test_platform_down(population: Population, caplog: pytest.LogCaptureFixture)
         port = probe.getsockname()[1]
     code = population.code_for("p01")
     result = make_verifier(f"http://127.0.0.1:{port}/platform").verify(code)
-    assert_cannot_verify(result, caplog, code, "platform unreachable (connection refused)")
+    assert_cannot_verify(result, caplog, code, "platform: connection refused")
 
 
 def test_recovers_after_a_fault(platform: PlatformStub, verifier: PlatformVerifier, population: Population) -> None:
@@ -528,8 +528,8 @@ def test_breaker_while_down_returns_immediately(population: Population) -> None:
                                   breaker_failures=2, breaker_cooldown_s=60)
         verifier = PlatformVerifier(section, CodeHasher(SECRET), clock=ticks)
         code = population.code_for("p01")
-        assert "timeout" in verifier.verify(code).problem
-        assert "timeout" in verifier.verify(code).problem
+        assert "no complete answer" in verifier.verify(code).problem
+        assert "no complete answer" in verifier.verify(code).problem
         for _ in range(20):
             assert "not asked" in verifier.verify(code).problem
         verifier.close()
@@ -559,7 +559,7 @@ def test_a_trickled_answer_ends_at_the_deadline(tmp_path, kind: str, tls: bool, 
         started = time.monotonic()
         result = verifier.verify(code)
         assert time.monotonic() - started < 0.5 + SLACK_S
-        assert_cannot_verify(result, caplog, code, "platform timeout after 0.5 s")
+        assert_cannot_verify(result, caplog, code, "platform: no complete answer within 0.5 s")
         assert verifier.verify(code).colour == "green"  # the next lookup is answered as usual
         verifier.close()
 

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from kiosk.codes.clock import ClockCheck
+from kiosk.codes.clock import ClockCheck, timesyncd_synchronised
+from kiosk.codes.finding import Finding
 from kiosk.codes.hashing import CodeHasher
+from kiosk.codes.offline import ANCHORS, SCHEMES
 from kiosk.codes.recognise import recognise
 from kiosk.codes.router import CodeRouter, FixedTrust, build_router, offline_scheme
 from kiosk.codes.trust import TrustStore
 from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config, merged
-from kiosk.decision import Policy, Reason, decide
-from kiosk.results import TemperatureResult
-from kiosk.sim.credentials import DEMO_OPERATOR_PUBLIC_KEY, DccIssuer, ShcIssuerSim
+from kiosk.decision import Policy, decide
+from kiosk.events import Event, utc_iso
+from kiosk.results import Reason, TemperatureResult
+from kiosk.sim.credentials import DEMO_OPERATOR_PUBLIC_KEY, DccIssuer, ShcIssuerSim, trust_list_document
 from kiosk.sim.population import Population
 from kiosk.sim.upstream import ReferenceUpstream
+from kiosk.sync import open_sync
 
 NOW = datetime(2026, 11, 26, 9, 30, 20, tzinfo=timezone.utc)
 SECRET = b"install-secret-for-tests-0123456789"
@@ -300,7 +312,7 @@ def test_an_exception_in_any_verifier_is_a_logged_refusal(recording, caplog, mon
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"unhashable: {secret}")
 
-    target = {"dcc": router._dcc, "shc": router._shc, "platform": router.platform}[scheme]
+    target = {**router.offline, "platform": router.platform}[scheme]
     monkeypatch.setattr(target, "verify", explode)
     with caplog.at_level(logging.DEBUG):
         result = router.verify(payloads[scheme])
@@ -322,3 +334,219 @@ def test_non_text_payloads_are_refused_not_raised(recording) -> None:
         result = router.verify(payload)  # type: ignore[arg-type]
         assert not passes(result)
     router.close()
+
+
+# -- one clock check for the verifier and the event log -------------------------------------------
+
+
+def _decision_event(config: Config, result, now: datetime) -> Event:
+    """The event the kiosk logs for this code with a normal temperature."""
+    verdict = decide(TemperatureResult.measured(36.6), result, Policy.from_config(config), now)
+    return Event(time=utc_iso(now), kiosk_id=config.kiosk.id, site_id=config.kiosk.site_id,
+                 decision=verdict.outcome, reasons=tuple(str(r) for r in verdict.reasons), temperature_c=36.6,
+                 code_colour=result.colour, code_hash=result.code_hash, code_scheme=result.scheme)
+
+
+def test_the_kiosks_verifier_and_event_log_share_one_clock_check(home, tmp_path: Path) -> None:
+    """Built as the kiosk builds them (no clock given to either), both follow codes.clock_check: with
+    "off" (a device with a real-time clock) a certificate is not refused for the clock, and its event
+    does not say the clock was unsynchronised, whatever the kernel's NTP status on this machine."""
+    dcc = DccIssuer()
+    config = config_for(home, codes={"clock_check": "off"}, kiosk={"data_dir": str(tmp_path / "data")})
+    store, uploader = open_sync(config, utcnow=lambda: NOW)
+    router = build_router(config, CodeHasher(SECRET), trust=FixedTrust(TrustStore.build([dcc.signer()])),
+                          utcnow=lambda: NOW)
+    try:
+        result = router.verify(dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30)))
+        assert "clock_unsynchronised" not in result.reasons and passes(result)
+        assert store.append(_decision_event(config, result, NOW)).clock_synced is True
+    finally:
+        router.close()
+        store.close()
+
+
+@pytest.mark.parametrize(("mode", "synced"), [("timesyncd", True), ("auto", True), ("kernel", False)])
+def test_a_certificate_and_its_event_agree_on_the_clock(home, tmp_path: Path, mode: str, synced: bool) -> None:
+    """timesyncd has synchronised the clock (its flag is there) while the kernel's NTP status says it
+    is not: whichever source the config trusts, the certificate's verdict and its event's
+    ``clock_synced`` say the same."""
+    flag = tmp_path / "run" / "timesync" / "synchronized"
+    flag.parent.mkdir(parents=True)
+    flag.touch()
+    config = config_for(home, codes={"clock_check": mode}, kiosk={"data_dir": str(tmp_path / "data")})
+    check = ClockCheck(config.codes.clock_check, kernel=lambda: False, timesyncd=lambda: timesyncd_synchronised(flag))
+    store, uploader = open_sync(config, synchronised=check, utcnow=lambda: NOW)
+    dcc = DccIssuer()
+    router = build_router(config, CodeHasher(SECRET), trust=FixedTrust(TrustStore.build([dcc.signer()])),
+                          clock_check=check, utcnow=lambda: NOW)
+    try:
+        result = router.verify(dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30)))
+        event = store.append(_decision_event(config, result, NOW))
+        assert ("clock_unsynchronised" in result.reasons) is (not synced)
+        assert event.decision == ("PASS" if synced else "REFUSE")
+        assert event.clock_synced is synced
+    finally:
+        router.close()
+        store.close()
+
+
+def test_an_event_right_after_the_clock_synchronised_says_so(home, tmp_path: Path) -> None:
+    """The clock becomes synchronised between two of the upload thread's looks at it: the first
+    certificate that sees it is accepted, and its event already says synchronised."""
+    synced = [False]
+    config = config_for(home, codes={"clock_check": "kernel"}, kiosk={"data_dir": str(tmp_path / "data")})
+    check = ClockCheck("kernel", kernel=lambda: synced[0])
+    store, uploader = open_sync(config, synchronised=check, utcnow=lambda: NOW)
+    dcc = DccIssuer()
+    router = build_router(config, CodeHasher(SECRET), trust=FixedTrust(TrustStore.build([dcc.signer()])),
+                          clock_check=check, utcnow=lambda: NOW)
+    code = dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    try:
+        before = router.verify(code)
+        assert before.reasons == ("clock_unsynchronised",)
+        assert store.append(_decision_event(config, before, NOW)).clock_synced is False
+        synced[0] = True  # NTP answers; the upload thread has not looked since
+        after = router.verify(code)
+        assert after.reasons == () and passes(after)
+        assert store.append(_decision_event(config, after, NOW)).clock_synced is True
+    finally:
+        router.close()
+        store.close()
+
+
+# -- an offline scheme is a plug-in ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToySigner:
+    """The trust anchor of a small scheme written here only to plug in: an Ed25519 signer by name."""
+
+    section: ClassVar[str] = "toy"
+    title: ClassVar[str] = "toy signer"
+
+    name: str
+    public_key: Ed25519PublicKey
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> ToySigner:
+        return cls(entry["name"], Ed25519PublicKey.from_public_bytes(base64.b64decode(entry["key"], validate=True)))
+
+    @classmethod
+    def index(cls, anchors: Sequence[ToySigner]) -> Mapping[str, ToySigner]:
+        return {signer.name: signer for signer in anchors}
+
+    @classmethod
+    def summary(cls, index: Mapping[Any, Any]) -> dict[str, Any]:
+        return {"toy_signers": sorted(index)}
+
+    @classmethod
+    def report(cls, summary: Mapping[str, Any]) -> list[str]:
+        return [f"toy signers     {', '.join(summary['toy_signers'])}"]
+
+
+class ToyVerifier:
+    """``TOY1:<base64 JSON {signer, colour, exp}>.<base64 Ed25519 signature>``."""
+
+    name: ClassVar[str] = "toy"
+    prefix: ClassVar[str] = "TOY1:"
+    shapes: ClassVar[tuple[str, ...]] = ()
+    anchor: ClassVar[type] = ToySigner
+
+    def __init__(self, codes: Any, skew: timedelta) -> None:
+        self._skew = skew
+
+    @staticmethod
+    def resembles(text: str) -> bool:
+        return False
+
+    def verify(self, text: str, store: TrustStore, now: datetime) -> Finding:
+        if not text.startswith(self.prefix):  # a lookalike is routed here to be refused
+            return Finding.refuse(Reason.MALFORMED_CODE, f"does not start with {self.prefix}")
+        try:
+            body_b64, signature_b64 = text[len(self.prefix):].split(".")
+            body = base64.urlsafe_b64decode(body_b64)
+            claims = json.loads(body)
+            signature = base64.urlsafe_b64decode(signature_b64)
+            signer, colour, exp = claims["signer"], claims["colour"], claims["exp"]
+            if colour not in ("green", "yellow", "red") or not isinstance(exp, int) or not isinstance(signer, str):
+                raise ValueError("fields")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return Finding.refuse(Reason.MALFORMED_CODE, "not a toy code")
+        anchor = store.section(ToySigner).get(signer)
+        if anchor is None:
+            return Finding.refuse(Reason.UNTRUSTED_ISSUER, f"no toy signer {signer[:20]!r}")
+        try:
+            anchor.public_key.verify(signature, body)
+        except InvalidSignature:
+            return Finding.refuse(Reason.INVALID_SIGNATURE, "toy signature does not verify")
+        expires = datetime.fromtimestamp(exp, timezone.utc)
+        if now >= expires:
+            return Finding(reasons=(Reason.EXPIRED,), issuer=signer, expires=expires, problem="expired")
+        return Finding(colour=colour, issuer=signer, expires=expires, signed=body)
+
+
+class ToyIssuerSim:
+    section = ToySigner.section
+
+    def __init__(self, name: str = "toy-issuer") -> None:
+        self.name = name
+        self.key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest())
+
+    def trust_entry(self) -> dict[str, Any]:
+        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return {"name": self.name, "key": base64.b64encode(raw).decode()}
+
+    def issue(self, colour: str, expires: datetime, *, forged: bool = False) -> str:
+        body = json.dumps({"signer": self.name, "colour": colour, "exp": int(expires.timestamp())}).encode()
+        signature = self.key.sign(body)
+        if forged:
+            body = body.replace(colour.encode(), b"green")
+        return f"TOY1:{base64.urlsafe_b64encode(body).decode()}.{base64.urlsafe_b64encode(signature).decode()}"
+
+
+def test_an_offline_scheme_plugs_in_with_one_list_line(recording, tmp_path: Path) -> None:
+    """A scheme the kiosk has never heard of, given as its verifier, its trust anchor and its
+    simulated issuer, and added to the list of schemes: the trust list's new section is read, its
+    codes are recognised (lookalikes too) and refused locally when wrong, the clock, replay and
+    decision rules apply to them as to any certificate, and no platform is asked about them."""
+    dcc, toy = DccIssuer(), ToyIssuerSim()
+    document = trust_list_document(NOW - timedelta(hours=1), dcc=[dcc], others=[toy])
+    assert set(document) >= {"dcc", "shc", "toy"}
+    store = TrustStore.from_document(document, (*ANCHORS, ToySigner), issued_at=NOW - timedelta(hours=1))
+    assert store.summary()["toy_signers"] == ["toy-issuer"] and store.summary()["dcc_signers"] == 1
+    schemes = (*SCHEMES, ToyVerifier)
+    config = config_for(recording, codes={"replay_window_s": 300}, kiosk={"data_dir": str(tmp_path / "data")})
+
+    def router(synced: bool = True) -> CodeRouter:
+        return build_router(config, CodeHasher(SECRET), trust=FixedTrust(store), utcnow=lambda: NOW, schemes=schemes,
+                            clock_check=ClockCheck("kernel", kernel=lambda: synced))
+
+    kiosk = router()
+    good = toy.issue("green", NOW + timedelta(days=30))
+    result = kiosk.verify(good)
+    # No generation time, yet not stale: the decision takes the result's word for its freshness.
+    assert (result.scheme, result.colour, result.reasons, result.issuer) == ("toy", "green", (), "toy-issuer")
+    assert passes(result)
+    kiosk.accepted(result)
+    assert kiosk.verify(good).reasons == ("replayed",)
+
+    refusals = {
+        "red": (toy.issue("red", NOW + timedelta(days=30)), (), "red"),
+        "forged": (toy.issue("red", NOW + timedelta(days=30), forged=True), ("invalid_signature",), "unknown"),
+        "expired": (toy.issue("green", NOW - timedelta(days=1)), ("expired",), "unknown"),
+        "stranger": (ToyIssuerSim("stranger").issue("green", NOW + timedelta(days=30)), ("untrusted_issuer",),
+                     "unknown"),
+        "lookalike": ("toy1:" + good[5:], ("malformed_code",), "unknown"),
+        "truncated": (good[:20], ("malformed_code",), "unknown"),
+    }
+    for name, (payload, reasons, colour) in refusals.items():
+        refused = kiosk.verify(payload)
+        assert (refused.scheme, refused.reasons, refused.colour) == ("toy", reasons, colour), name
+        assert not passes(refused), name
+    assert router(synced=False).verify(toy.issue("green", NOW + timedelta(days=60))).reasons == ("clock_unsynchronised",)
+    # The schemes already there still work beside it; none of these reached the platform.
+    assert kiosk.verify(dcc.issue(NOW - timedelta(days=1), NOW + timedelta(days=30))).colour == "green"
+    assert recording.population.asked == []
+    # Without its list line the kiosk does not know the scheme: its code is a platform code.
+    assert recognise(good).scheme is None and recognise(good, schemes).scheme == "toy"
+    kiosk.close()

@@ -10,10 +10,10 @@ import pygame
 import pytest
 
 from kiosk.config import ScreenSection
-from kiosk.decision import Reason
 from kiosk.display import fonts, texts
 from kiosk.display.screen import KINDS, Screen, ScreenState, resolve_mode, wrap
 from kiosk.errors import KioskError
+from kiosk.results import Reason
 
 # Regions of the 800x480 page: the icon on the left of the header band, the headline to its right,
 # the body under the rule.

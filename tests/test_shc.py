@@ -12,7 +12,7 @@ import pytest
 from kiosk.codes.shc import ShcVerifier
 from kiosk.codes.trust import ShcIssuer, TrustError, TrustStore, issuer_directory
 from kiosk.config import CodesSection
-from kiosk.decision import Reason
+from kiosk.results import Reason
 from kiosk.sim.credentials import ShcIssuerSim, derived_ec_key, numeric
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "shc"

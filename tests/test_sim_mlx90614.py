@@ -11,7 +11,7 @@ import pytest
 
 from kiosk.sensors.pec import write_word_pec
 from kiosk.sim.mlx90614 import BUS_TIMEOUT_S, EEPROM_WRITE_S, MLX90614Chip, SimI2C, crc8
-from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile, tau_for_bandwidth
+from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile, tau_for_bandwidth, view_filled
 
 
 class FakeClock:
@@ -327,6 +327,24 @@ def test_wrist_leaving_half_way_starts_from_where_it_was() -> None:
     wrist.leave(at=0.1)
     assert wrist.temperature(0.1) == pytest.approx(half)
     assert 22.0 < wrist.temperature(0.2) < half
+
+
+def test_a_wrist_held_far_away_reads_between_room_and_skin_and_warms_as_it_comes_nearer() -> None:
+    clock = FakeClock(0.0)
+    wrist = WristProfile(22.0, noise_c=0.0, clock=clock)
+    seen = {}
+    for distance_cm in (30.0, 10.0, 5.0, 2.5):
+        wrist.approach(34.0, distance_cm=distance_cm)
+        clock.now += 2.0  # long past the approach and the filter
+        seen[distance_cm] = wrist.temperature()
+    assert 22.0 < seen[30.0] < seen[10.0] < seen[5.0] < 34.0
+    assert seen[2.5] == pytest.approx(34.0)  # the skin fills the 90 degree view at 2.5 cm
+    assert seen[5.0] == pytest.approx(22.0 + 12.0 * view_filled(5.0)) and view_filled(5.0) == pytest.approx(0.25)
+    wrist.approach(34.0)  # moved in to the right distance
+    clock.now += 2.0
+    assert wrist.temperature() == pytest.approx(34.0)
+    with pytest.raises(ValueError, match="distance_cm"):
+        wrist.approach(34.0, distance_cm=-1.0)
 
 
 def test_wrist_noise_is_small_and_seeded() -> None:

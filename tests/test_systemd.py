@@ -121,7 +121,7 @@ def test_the_service_is_a_watchdogged_notify_service_with_only_its_devices() -> 
     assert "PrivateDevices" not in unit
     assert sorted(unit["DeviceAllow"]) == sorted([
         "char-i2c rw", "char-gpiochip rw", "char-video4linux rw", "char-media rw", "char-dma_heap rw", "char-drm rw",
-        "char-input r",
+        "char-input r", "char-alsa rw",
     ])
     assert unit["ReadWritePaths"] == ["/var/lib/kiosk"] and unit["ProtectSystem"] == ["strict"]
     assert unit["CapabilityBoundingSet"] == [""]
@@ -136,6 +136,7 @@ KERNEL_CLASSES = {
     "dma_heap": "drivers/dma-buf/dma-heap.c: DEVNAME \"dma_heap\": /dev/dma_heap/*",
     "drm": "drivers/gpu/drm/drm_drv.c: register_chrdev(DRM_MAJOR, \"drm\", ...): /dev/dri/*",
     "input": "drivers/input/input.c: register_chrdev_region(..., \"input\"): /dev/input/event*",
+    "alsa": "sound/core/sound.c: register_chrdev(major, \"alsa\", ...): /dev/snd/*",
 }
 
 
@@ -150,7 +151,7 @@ def test_every_device_class_is_one_the_kernel_registers() -> None:
     # lists it under the same name as on the Pi.
     chars = Path("/proc/devices").read_text().split("Block devices:")[0].splitlines()[1:]
     registered = dict(line.split(None, 1) for line in chars if line.strip())
-    for major, name in {"13": "input", "81": "video4linux", "89": "i2c", "226": "drm"}.items():
+    for major, name in {"13": "input", "81": "video4linux", "89": "i2c", "226": "drm", "116": "alsa"}.items():
         assert registered.get(major, name).strip() == name
     # Touches are only read: SDL opens /dev/input/event* read-only and never writes to them.
     assert dict(allowed)["char-input"] == "r"

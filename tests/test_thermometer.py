@@ -1,4 +1,4 @@
-"""The real Thermometer class, through the real Adafruit driver's bus device, on the emulated chip.
+"""The MLX90614 driver (`kiosk.sensors.mlx90614`), through the real Adafruit driver's bus device, on the emulated chip.
 
 Every fault the chip can show (NACK bursts, back-to-back failures, bad PEC, the error flag, a stuck
 value, unplug and replug, slow answers) is driven here and checked the way a technician would see
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -17,10 +18,12 @@ from pathlib import Path
 import adafruit_mlx90614
 import pytest
 
-from kiosk.config import ThermometerSection
-from kiosk.errors import KioskError, SensorError
+from kiosk.config import ThermometerSection, parse_text
+from kiosk.errors import ConfigError, KioskError, SensorError
 from kiosk.sensors.pec import crc8, read_word_pec, write_word_pec
-from kiosk.sensors.thermometer import Thermometer, ThermoSample, open_i2c_bus
+from kiosk.sensors.mlx90614 import MLX90614
+from kiosk.sensors.thermometer import (DRIVERS, Driver, EmissivitySetting, Thermometer, ThermoSample, driver_names,
+                                      find_driver, open_i2c_bus, open_thermometer, simulated_chip)
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
 
 
@@ -69,8 +72,8 @@ def chip(bus: SimI2C, source: Source, clock: FakeClock) -> MLX90614Chip:
     return bus.attach(MLX90614Chip(ambient_c=22.0, object_source=source, clock=clock, sleep=clock.sleep))
 
 
-def thermometer(bus: SimI2C, clock: FakeClock, **settings: object) -> Thermometer:
-    return Thermometer(bus, clock=clock, sleep=clock.sleep, **settings)  # type: ignore[arg-type]
+def thermometer(bus: SimI2C, clock: FakeClock, **settings: object) -> MLX90614:
+    return MLX90614(bus, clock=clock, sleep=clock.sleep, **settings)  # type: ignore[arg-type]
 
 
 def test_reads_object_and_ambient(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
@@ -233,7 +236,7 @@ def test_unplugged_while_running_then_plugged_back(bus: SimI2C, chip: MLX90614Ch
 
 def test_wrong_address_is_named(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
     with pytest.raises(SensorError, match="0x5B"):
-        Thermometer(bus, address=0x5B, clock=clock, sleep=clock.sleep).read()
+        MLX90614(bus, address=0x5B, clock=clock, sleep=clock.sleep).read()
 
 
 @pytest.mark.parametrize("ambient_c", [-45.0, 90.0])
@@ -301,7 +304,7 @@ def test_other_bus_errors_keep_their_cause(clock: FakeClock) -> None:
 
 def test_settings_come_from_the_config(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
     section = ThermometerSection(driver="sim", retries=0, stuck_after_s=3.0, plausible_max_c=50.0)
-    sensor = Thermometer.from_config(bus, section, clock=clock, sleep=clock.sleep)
+    sensor = MLX90614.from_config(bus, section, clock=clock, sleep=clock.sleep)
     assert (sensor.retries, sensor.stuck_after_s, sensor.plausible_max_c) == (0, 3.0, 50.0)
     chip.nack_next(1)
     with pytest.raises(SensorError, match="after 1 tries"):
@@ -319,8 +322,9 @@ def test_emissivity_and_filter_are_read_from_eeprom(bus: SimI2C, chip: MLX90614C
 
 def test_emissivity_write_erases_then_writes_with_pec(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
     sensor = thermometer(bus, clock)
-    written = sensor.write_emissivity(0.95)
-    assert written == round(0.95 * 65535) == chip.eeprom(0x24)
+    stored = sensor.write_emissivity(0.95)
+    assert chip.eeprom(0x24) == round(0.95 * 65535)
+    assert stored == pytest.approx(0.95, abs=1e-4)
     assert chip.writes == 2  # the erase, then the value
     assert sensor.emissivity() == pytest.approx(0.95, abs=1e-4)
     assert clock.slept.count(0.01) == 2  # waited out the EEPROM write time after each
@@ -350,3 +354,65 @@ def test_emissivity_write_to_an_absent_sensor_says_so(bus: SimI2C, chip: MLX9061
     chip.plugged = False
     with pytest.raises(SensorError, match="writing 0x0000 to thermometer EEPROM 0x24: no thermometer answers"):
         thermometer(bus, clock).write_emissivity(0.95)
+
+
+# --- the Thermometer interface and the driver registry --------------------------------------------
+
+
+def test_the_mlx90614_is_a_thermometer_with_an_emissivity_setting(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = thermometer(bus, clock)
+    assert isinstance(sensor, Thermometer) and isinstance(sensor, EmissivitySetting)
+    assert sensor.describe() == "MLX90614 at I2C 0x5A: emissivity 1.0000; object filter bandwidth 7.23 Hz"
+
+
+def test_the_sim_driver_runs_the_real_driver_on_the_simulated_bus(bus: SimI2C, chip: MLX90614Chip, clock: FakeClock) -> None:
+    sensor = open_thermometer(ThermometerSection(driver="sim"), sim_bus=bus, clock=clock, sleep=clock.sleep)
+    assert isinstance(sensor, MLX90614)
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)
+    assert chip.reads == 2
+    with pytest.raises(KioskError, match="only works inside `kiosk demo`"):
+        open_thermometer(ThermometerSection(driver="sim"))
+
+
+def test_the_real_driver_opens_the_pi_bus_at_its_first_read(
+    monkeypatch: pytest.MonkeyPatch, bus: SimI2C, chip: MLX90614Chip, clock: FakeClock
+) -> None:
+    adapters: list[SimI2C] = []
+
+    def i2c() -> SimI2C:
+        if not adapters:  # i2c-dev not loaded yet
+            raise ValueError("No Hardware I2C on (scl,sda)=(3, 2)")
+        return adapters[0]
+
+    monkeypatch.setitem(sys.modules, "board", types.SimpleNamespace(I2C=i2c))
+    sensor = open_thermometer(ThermometerSection(driver="mlx90614"), clock=clock, sleep=clock.sleep)  # no crash
+    with pytest.raises(SensorError, match="no I2C bus"):
+        sensor.read()
+    adapters.append(bus)
+    assert sensor.read().object_c == pytest.approx(36.5, abs=0.03)
+
+
+def test_a_simulated_chip_is_the_configured_chips_twin_at_its_address() -> None:
+    twin = simulated_chip(ThermometerSection(driver="sim", i2c_address=0x5B), ambient_c=19.0)
+    assert isinstance(twin, MLX90614Chip) and twin.address == 0x5B and twin.ambient_c == 19.0
+
+
+def test_the_config_accepts_exactly_the_registered_driver_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert driver_names() == ("mlx90614", "sim")
+    for name in driver_names():
+        assert ThermometerSection(driver=name).driver == name
+    with pytest.raises(ConfigError, match='thermometer.driver: must be one of "mlx90614", "sim"'):
+        parse_text('[thermometer]\ndriver = "tmp117"\n', "config.toml")
+    # A second chip is one registry line: the config takes its name and its simulated twin's at once.
+    chip = Driver("kiosk.sensors.tmp117", sim_chip="kiosk.sim.tmp117:TMP117Chip", sim_name="sim-tmp117")
+    monkeypatch.setitem(DRIVERS, "tmp117", chip)
+    assert parse_text('[thermometer]\ndriver = "tmp117"\n', "config.toml").thermometer.driver == "tmp117"
+    assert find_driver("sim-tmp117") == ("tmp117", chip, True)
+    assert find_driver("mlx90614")[2] is False
+
+
+def test_the_config_scheme_imports_no_hardware_library() -> None:
+    probe = "import sys, kiosk.config; print(sorted(m for m in ('adafruit_mlx90614', 'board', 'busio') if m in sys.modules))"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parent.parent)
+    assert shown.stdout.strip() == "[]"

@@ -19,15 +19,16 @@ from kiosk.config import ThermometerSection
 from kiosk.decision import Policy, Reason, decide
 from kiosk.results import CodeResult, TemperatureResult
 from kiosk.sensors.body_model import BodyModel
-from kiosk.sensors.thermometer import Thermometer
+from kiosk.sensors.thermometer import open_thermometer
 from kiosk.sensors.thermometry import (
+    UNSETTLED_PROGRESS_MAX,
     Thermometry,
     ThermometryState,
     interquartile_mean,
     is_stable,
 )
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
-from kiosk.sim.wrist import WristProfile
+from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile
 
 NOW = datetime(2022, 3, 1, 8, 30, tzinfo=UTC)
 GREEN = CodeResult(verified=True, colour="green", code_hash="h", generated_at=NOW)
@@ -57,7 +58,7 @@ class Rig:
         self.bus = SimI2C()
         self.chip = self.bus.attach(MLX90614Chip(ambient_c=room_c, object_source=self.wrist,
                                                  clock=self.clock, sleep=self.clock.sleep))
-        self.thermometer = Thermometer.from_config(self.bus, self.section, clock=self.clock, sleep=self.clock.sleep)
+        self.thermometer = open_thermometer(self.section, sim_bus=self.bus, clock=self.clock, sleep=self.clock.sleep)
         self.thermometry = Thermometry(self.thermometer, self.section, clock=self.clock)
 
     def skin(self, body_c: float) -> float:
@@ -440,7 +441,7 @@ def test_run_samples_on_its_own_thread_until_stopped() -> None:
     wrist = WristProfile(ROOM_C, approach_s=0.0)
     bus.attach(MLX90614Chip(ambient_c=ROOM_C, object_source=wrist))
     section = ThermometerSection(driver="sim", sample_hz=50)
-    thermometry = Thermometry(Thermometer.from_config(bus, section), section)
+    thermometry = Thermometry(open_thermometer(section, sim_bus=bus), section)
     wrist.approach(36.5)
     stop = threading.Event()
     worker = threading.Thread(target=thermometry.run, args=(stop,))
@@ -455,3 +456,126 @@ def test_run_samples_on_its_own_thread_until_stopped() -> None:
     assert not worker.is_alive()
     result = thermometry.consume()
     assert result is not None and result.celsius == pytest.approx(BodyModel().body(36.5, ROOM_C), abs=0.15)
+
+
+# --- guidance while measuring: progress and "closer" ------------------------------------------------
+
+
+def attempt_states(rig: Rig, attempt: int) -> list[ThermometryState]:
+    """Step from now until the attempt's measuring is over; the states it went through."""
+    states = []
+    while True:
+        state = rig.step()
+        states.append(state)
+        if state.phase != "measuring" or state.attempt != attempt:
+            return states
+
+
+@pytest.mark.parametrize(("tau_s", "noise_c", "seed"), [
+    (FACTORY_TAU_S, 0.05, 0), (FACTORY_TAU_S, 0.05, 1), (0.4, 0.05, 2), (FACTORY_TAU_S, 0.08, 3), (0.25, 0.08, 4),
+])
+def test_progress_fills_as_the_reading_settles_and_never_goes_back(tau_s: float, noise_c: float, seed: int) -> None:
+    rig = Rig(seed=seed, noise_c=noise_c)
+    rig.wrist.tau_s = tau_s
+    assert all(s.progress == 0.0 for s in rig.run_for(0.5)), "nothing measured, nothing shown"
+    rig.approach(36.6)
+    rig.until("measuring")
+    states = attempt_states(rig, 1)
+    measuring, settled = states[:-1], states[-1]
+    progress = [s.progress for s in measuring]
+    assert progress == sorted(progress), "the mark never shrinks while one reading is taken"
+    assert all(0.0 <= p <= UNSETTLED_PROGRESS_MAX for p in progress), "full only once there is a result"
+    assert len({p for p in progress if 0.0 < p}) >= 2, "it fills in steps, not all at once"
+    assert settled.phase == "settled" and settled.result.celsius is not None and settled.progress == 1.0
+    rig.thermometry.consume()
+    assert rig.thermometry.snapshot().progress == 0.0
+
+
+def test_progress_of_a_slow_sensor_rises_with_convergence_not_only_with_time() -> None:
+    quick, slow = Rig(seed=5), Rig(seed=5)
+    slow.wrist.tau_s = 0.6  # the heaviest filter settings: the reading creeps up for a second or more
+    for rig in (quick, slow):
+        rig.approach(36.6)
+        rig.until("measuring")
+    window_s = quick.section.stable_window_s
+    after_window = [rig.run_for(window_s + 0.1)[-1] for rig in (quick, slow)]
+    assert after_window[1].phase == "measuring"
+    assert after_window[1].progress < after_window[0].progress or after_window[0].phase == "settled"
+    assert after_window[1].progress < 0.5 * UNSETTLED_PROGRESS_MAX, "still converging: far from full"
+
+
+def test_a_reading_that_never_settles_holds_its_progress_then_ends_full() -> None:
+    rig = Rig(noise_c=0.6)
+    rig.approach(36.5)
+    rig.until("measuring")
+    states = attempt_states(rig, 1)
+    progress = [s.progress for s in states[:-1]]
+    assert progress == sorted(progress) and max(progress) < UNSETTLED_PROGRESS_MAX
+    assert states[-1].result.fault and states[-1].progress == 1.0
+
+
+def test_progress_starts_again_for_the_second_reading() -> None:
+    rig = Rig()
+    rig.approach(38.5)
+    rig.until("measuring")
+    first = attempt_states(rig, 1)
+    assert first[-1].phase == "measuring" and first[-1].attempt == 2 and first[-1].progress == 0.0
+    assert max(s.progress for s in first) > 0.0
+    second = attempt_states(rig, 2)
+    progress = [s.progress for s in second[:-1]]
+    assert progress == sorted(progress)
+    assert second[-1].phase == "settled" and second[-1].progress == 1.0 and len(second[-1].result.readings) == 2
+
+
+@pytest.mark.parametrize("room_c", [ROOM_C, 31.0])
+def test_an_empty_room_never_asks_to_come_closer(room_c: float) -> None:
+    rig = Rig(room_c=room_c)
+    states = rig.run_for(5.0)
+    assert {s.phase for s in states} == {"absent"} and not any(s.closer for s in states)
+
+
+@pytest.mark.parametrize("distance_cm", [6.0, 10.0])
+def test_a_wrist_held_too_far_asks_to_come_closer_until_it_does(distance_cm: float) -> None:
+    rig = Rig()
+    rig.run_for(0.5)
+    rig.wrist.approach(rig.skin(36.6), distance_cm=distance_cm)
+    far = rig.run_for(2.0)
+    assert {s.phase for s in far} == {"absent"}, "too far to be measured"
+    assert far[-1].closer and ROOM_C < far[-1].object_c < rig.section.presence_c
+    assert all(s.closer for s in far[-10:])
+    rig.approach(36.6)  # moved in
+    measuring = rig.until("measuring")
+    assert not measuring.closer and not rig.until("settled").closer
+    assert rig.thermometry.consume().celsius == pytest.approx(36.6, abs=0.15)
+
+
+def test_a_wrist_that_comes_straight_in_is_never_asked_to_come_closer() -> None:
+    rig = Rig()
+    rig.run_for(0.5)
+    rig.approach(36.6)  # passes through the warm band on its way in
+    states = rig.run_for(1.5)
+    rig.wrist.leave()  # and again on its way out
+    states += rig.run_for(1.5)
+    assert "settled" in {s.phase for s in states} and not any(s.closer for s in states)
+
+
+def test_a_wrist_too_far_for_the_second_reading_is_asked_closer() -> None:
+    rig = Rig()
+    rig.approach(38.5)
+    rig.until(lambda s: s.attempt == 2)
+    rig.wrist.approach(rig.skin(38.5), distance_cm=8.0)
+    waiting = rig.run_for(1.5)
+    assert {s.phase for s in waiting} == {"measuring"} and waiting[-1].closer
+
+
+def test_no_closer_prompt_during_a_fault() -> None:
+    rig = Rig()
+    rig.wrist.approach(rig.skin(36.6), distance_cm=8.0)
+    assert rig.run_for(1.5)[-1].closer
+    rig.chip.plugged = False
+    faulted = rig.run_for(1.0)
+    assert faulted[-1].phase == "fault" and not faulted[-1].closer and faulted[-1].progress == 0.0
+    rig.chip.plugged = True
+    recovered = rig.until("absent", within_s=5.0)
+    assert not recovered.closer, "asked again only after it has lasted, as at first"
+    assert rig.run_for(1.0)[-1].closer

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,7 @@ from kiosk.config import UpstreamSection
 from kiosk.events import Event, utc_iso
 from kiosk.sim import upstream as upstream_module
 from kiosk.sim.upstream import Fault, ReferenceUpstream
-from kiosk.sync.client import UploadError, UpstreamClient
+from kiosk.sync.client import MAX_ANSWER_BYTES, UploadError, UpstreamClient
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
 from sync_helpers import FixedClock, closed_port, make_event, routine, self_signed_cert, urgent, wait_for
@@ -104,7 +108,7 @@ def test_a_collector_that_never_listened_keeps_events_queued_until_it_appears(st
     assert uploader.drain_once() == 0
     status = uploader.status()
     assert (status["state"], status["backlog"], status["last_success_at"]) == ("retrying", 5, None)
-    assert status["last_error"] == "collector unreachable: Connection refused"
+    assert status["last_error"] == "collector: connection refused"
     assert status["last_error_at"] == utc_iso(clock.now)
 
     with ReferenceUpstream(port=port, data_dir=tmp_path / "late") as late:
@@ -112,7 +116,7 @@ def test_a_collector_that_never_listened_keeps_events_queued_until_it_appears(st
         assert received_ids(late) == [e.id for e in events]
     status = uploader.status()
     assert (status["state"], status["failures"]) == ("ok", 0)
-    assert "Connection refused" in status["last_error"]  # still shown, with its time, after recovery
+    assert "connection refused" in status["last_error"]  # still shown, with its time, after recovery
 
 
 def test_a_stopped_collector_keeps_events_queued_and_gets_them_after_restart(
@@ -126,7 +130,8 @@ def test_a_stopped_collector_keeps_events_queued_and_gets_them_after_restart(
     later = fill(store, 4, start=2)
     assert uploader.drain_once() == 0
     assert uploader.status()["backlog"] == 4
-    assert "unreachable" in uploader.status()["last_error"]
+    assert uploader.status()["last_error"] in ("collector: connection refused",
+                                                "collector: closed the connection without an answer")
 
     upstream.start()
     assert uploader.drain_once() == 4
@@ -201,7 +206,7 @@ def test_a_persisting_failure_is_logged_once_not_per_retry(store: EventStore, ca
             uploader.drain_once()
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
-        assert "Connection refused" in warnings[0].getMessage()
+        assert "collector: connection refused" in warnings[0].getMessage()
         # Still failing much later: said again, so the journal shows it is still going on.
         clock.now += timedelta(hours=1)
         uploader.drain_once()
@@ -312,7 +317,7 @@ def test_https_with_the_collectors_ca_in_the_bundle(store: EventStore, tmp_path:
         events = fill(store, 3)
         untrusted = uploader_for(store, secure.url)
         assert untrusted.drain_once() == 0
-        assert untrusted.status()["last_error"].startswith("collector unreachable: TLS failed: certificate verify failed")
+        assert untrusted.status()["last_error"].startswith("collector: TLS certificate not trusted (self")
         assert secure.collector.count() == 0
 
         missing = uploader_for(store, secure.url, ca_bundle=str(tmp_path / "nope.pem"))
@@ -330,7 +335,7 @@ def test_plain_http_to_a_tls_collector_fails_cleanly(store: EventStore, tmp_path
         fill(store, 1)
         plain = uploader_for(store, secure.url.replace("https://", "http://"), timeout_s=1.0)
         assert plain.drain_once() == 0
-        assert plain.status()["last_error"].startswith("collector unreachable")
+        assert plain.status()["last_error"].startswith("collector: ")
         assert store.counts()["queued"] == 1
 
 
@@ -403,3 +408,99 @@ def test_upkeep_tasks_run_on_the_upload_thread_and_a_failing_one_does_not_stop_i
         thread.join(timeout=5)
     assert ran[:2] == ["broken", "uploader"]
     assert "disk on fire" in caplog.text
+
+
+# --- an answer that never ends ---------------------------------------------------------------------
+
+
+class _Flooding(BaseHTTPRequestHandler):
+    """Takes the batch, answers 200 with the start of a receipt, then far more than any answer."""
+
+    protocol_version = "HTTP/1.1"
+    server: "FloodingCollector"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.batches += 1
+        kind = self.server.kind
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if kind == "endless":
+            self.send_header("Transfer-Encoding", "chunked")
+        elif kind == "huge":
+            self.send_header("Content-Length", str(1 << 40))
+        else:  # "gzip-bomb"
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(bomb())))
+        self.end_headers()
+        block = b'{"accepted": 3, "duplicates": 0' + b" " * 65536
+        try:
+            if kind == "gzip-bomb":
+                self.wfile.write(bomb())
+                return
+            while not self.server.stopping.is_set():
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block) if kind == "endless" else block)
+                block = b" " * 65536
+        except OSError:
+            pass  # the kiosk hung up: that is what is being tested
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@functools.cache
+def bomb() -> bytes:
+    """gzip of a receipt's start and 32 MiB of spaces (about 150 KiB), built a MiB at a time."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16 +: the gzip container
+    spaces = b" " * (1 << 20)
+    parts = [packer.compress(b'{"accepted": 3')] + [packer.compress(spaces) for _ in range(32)]
+    return b"".join(parts) + packer.flush()
+
+
+class FloodingCollector(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, kind: str):
+        super().__init__(("127.0.0.1", 0), _Flooding)
+        self.kind = kind
+        self.batches = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # the kiosk hanging up mid-answer is the point, not a server error
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("kind", ["endless", "huge", "gzip-bomb"])
+def test_an_answer_larger_than_any_receipt_is_cut_off_and_nothing_is_marked_sent(store: EventStore, kind: str) -> None:
+    """A 200 whose body never ends (or claims a terabyte, or inflates to 32 MiB): the kiosk reads
+    at most MAX_ANSWER_BYTES of it, says so, and keeps the batch queued."""
+    fill(store, 3)
+    collector = FloodingCollector(kind)
+    try:
+        uploader = uploader_for(store, collector.url, timeout_s=30.0, gzip=False)
+        tracemalloc.start()
+        try:
+            assert uploader.drain_once() == 0
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        collector.close()
+    assert collector.batches == 1
+    status = uploader.status()
+    assert status["last_error"] == f"collector: answer larger than {MAX_ANSWER_BYTES} bytes"
+    assert (status["state"], status["backlog"], store.counts()["unsent"]) == ("retrying", 3, 3)
+    assert peak < 8 * MAX_ANSWER_BYTES  # a few copies of the cap at most, not the flood

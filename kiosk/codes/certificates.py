@@ -22,11 +22,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from cryptography.x509.oid import NameOID
 
+from kiosk.errors import CertificateError
+
 _EXTENDED_KEY_USAGE = "2.5.29.37"
-
-
-class CertificateError(ValueError):
-    """The certificate cannot be read, even leniently."""
 
 
 @dataclass(frozen=True)

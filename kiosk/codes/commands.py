@@ -25,16 +25,13 @@ from kiosk.codes.router import FixedTrust, TrustSource, build_router
 from kiosk.codes.trust import TrustError, TrustStore, certificate_file, issuer_directory
 from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load
-from kiosk.decision import Policy, Reason, code_reasons
-from kiosk.errors import KioskError
+from kiosk.decision import Policy, code_reasons
+from kiosk.errors import UsageError
+from kiosk.results import Reason
 
 EXIT_USAGE = 2
 # Reasons that say what colour a genuine code is, not that anything is wrong with it.
 _COLOUR_REASONS = {Reason.RED_CODE, Reason.YELLOW_CODE}
-
-
-class UsageError(KioskError):
-    """A command-line mistake: reported in one line, exit status 2."""
 
 
 def _config(path: Path | None) -> Config:
@@ -161,13 +158,10 @@ def trust_report(keeper: TrustListKeeper, clock: ClockCheck, now: datetime) -> t
     ]
     if status.get("error"):
         lines.append(f"last error      {status['error']}")
-    if status.get("dcc_signers") is not None:
-        countries = ", ".join(f"{country} {count}" for country, count in status["dcc_countries"].items()) or "-"
-        lines.append(f"EU DCC signers  {status['dcc_signers']}  ({countries})")
-        lines.append(f"card issuers    {len(status['shc_issuers'])}")
-        for issuer in status["shc_issuers"]:
-            crls = ", ".join(f"{kid[:12]}… v{ctr}" for kid, ctr in issuer["revocation_lists"].items()) or "none"
-            lines.append(f"  {issuer['iss']}  {issuer['keys']} key(s), revocation lists: {crls}")
+    store = keeper.store
+    if store is not None:
+        for anchor, index in store.anchors.items():  # each scheme's signers or issuers
+            lines.extend(anchor.report(anchor.summary(index)))
     return status, "\n".join(lines)
 
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeGuard
+from typing import Any, ClassVar, TypeGuard
 
 import base45
 import cbor2
@@ -35,10 +36,9 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from kiosk.codes import dcc_payload
 from kiosk.codes.dcc_payload import TEST_DETECTED, TEST_NOT_DETECTED
 from kiosk.codes.finding import Finding, Refused, inflate, numeric_date
-from kiosk.codes.trust import DCC_KINDS, DccSigner, TrustStore
+from kiosk.codes.trust import DCC_KINDS, Anchor, DccSigner, TrustStore
 from kiosk.config import CodesSection
-from kiosk.decision import Reason
-from kiosk.results import Colour
+from kiosk.results import Colour, Reason
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,35 @@ _CLAIM_ISS, _CLAIM_EXP, _CLAIM_NBF, _CLAIM_IAT, _CLAIM_HCERT = 1, 4, 5, 6, -260
 _MAX_KID_BYTES = 64
 _PSS = padding.PSS(mgf=padding.MGF1(SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 _ECDSA = ec.ECDSA(SHA256())
+# A Base45 body is looked for at the beginning, or after a short prefix of any spelling.
+_BODY_OFFSETS = range(9)
+_BODY_PROBE_CHARS = 60  # 40 bytes: a zlib header and the first bytes of the COSE message
+_BASE45_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+
+
+def looks_like_cose(text: str) -> bool:
+    """Does Base45 starting near the beginning decode to zlib data holding a COSE message? (A DCC
+    whose prefix was lost or misspelt: ``HC1`` without a colon, ``HC2:``, a bare body.)"""
+    for offset in _BODY_OFFSETS:
+        probe = text[offset:offset + _BODY_PROBE_CHARS]
+        if len(probe) < _BODY_PROBE_CHARS:
+            return False
+        if not _BASE45_CHARS.issuperset(probe):
+            continue
+        try:
+            data = base45.b45decode(probe)
+        except ValueError:
+            continue
+        if len(data) < 2 or data[0] & 0x0F != 8 or (data[0] << 8 | data[1]) % 31:
+            continue
+        try:
+            head = zlib.decompressobj().decompress(data, 8)
+        except zlib.error:
+            continue
+        # COSE_Sign1 (tag 18), a CWT (tag 61), or an untagged four-element array.
+        if head[:1] in (b"\xd2", b"\x84") or head[:2] == b"\xd8\x3d":
+            return True
+    return False
 
 
 def _cbor(data: bytes, what: str) -> Any:
@@ -103,7 +132,17 @@ def _positive_int(value: Any) -> TypeGuard[int]:
 
 
 class DccVerifier:
-    """Verifies ``HC1:`` payloads; stateless apart from its policy, so one instance serves all threads."""
+    """Verifies ``HC1:`` payloads; stateless apart from its policy, so one instance serves all threads.
+    An offline scheme (``kiosk.codes.offline``)."""
+
+    name: ClassVar[str] = "dcc"
+    prefix: ClassVar[str] = PREFIX
+    shapes: ClassVar[tuple[str, ...]] = ()  # lookalikes of "HC1:" itself (Cyrillic, hc1:, HCl:) are the skeleton's
+    anchor: ClassVar[type[Anchor]] = DccSigner
+
+    @staticmethod
+    def resembles(text: str) -> bool:
+        return looks_like_cose(text)
 
     def __init__(self, codes: CodesSection, skew: timedelta = timedelta(seconds=10)):
         self._codes = codes
@@ -137,7 +176,7 @@ class DccVerifier:
             raise Refused(Reason.UNTRUSTED_ISSUER, "no key id (kid) in the headers")
         if not isinstance(kid, bytes) or len(kid) > _MAX_KID_BYTES:
             raise Refused.malformed("the key id (kid) is not a short byte string")
-        signers = store.dcc.get(kid, ())
+        signers = store.section(DccSigner).get(kid, ())
         if not signers:
             raise Refused(Reason.UNTRUSTED_ISSUER, f"no trusted signer with kid {kid.hex()}")
         to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", claims_bytes])

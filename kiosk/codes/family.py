@@ -10,8 +10,8 @@ platform's verify answer, never from this lookup).
     200 {"status": "ok", "members": [{"code": "...", "holder": "张*英"}, ...]}
     404 {"status": "unknown"}
 
-Hardening, as for code lookups: one deadline over the whole request (``timeout_s``), at most
-16 KiB of answer, a strict schema, and never an exception for network or answer problems (the
+Hardening, as for code lookups (``kiosk.http``): one deadline over the whole request
+(``timeout_s``), at most 16 KiB of answer, a strict schema, and never an exception for network or answer problems (the
 result says what happened). A per-kiosk rate limit (``codes.family_lookups`` per
 ``codes.family_window_s``) is checked before anything is sent, so numbers cannot be enumerated.
 
@@ -33,7 +33,7 @@ from kiosk.codes.platform import payload_problem
 from kiosk.codes.platform_http import PlatformFailure, post_json, shape_problem
 from kiosk.codes.ratelimit import SlidingWindow
 from kiosk.config import Config, PlatformSection
-from kiosk.deadline import guard_session
+from kiosk.http import guard_session
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +153,12 @@ class FamilyLookup:
         min_digits: int = 11,
         max_digits: int = 11,
         session: requests.Session | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ):
         self._url = section.url.rstrip("/") + "/family"
         self._timeout = section.timeout_s
         self.limiter = limiter
         self.min_digits = min_digits
         self.max_digits = max_digits
-        self._clock = clock
         self._session = guard_session(session)
         token = section.token.get_secret_value()
         self._headers = {"Accept": "application/json"}
@@ -175,7 +173,6 @@ class FamilyLookup:
             SlidingWindow(codes.family_lookups, codes.family_window_s, clock),
             min_digits=codes.family_min_digits,
             max_digits=codes.family_max_digits,
-            clock=clock,
         )
 
     def entry(self) -> PhoneEntry:
@@ -215,7 +212,7 @@ class FamilyLookup:
 
     def _ask(self, phone: str) -> _Found | _Unknown:
         status, body = post_json(self._session, self._url, {"phone": phone}, self._headers, self._timeout,
-                                 MAX_ANSWER_BYTES, self._clock)
+                                 MAX_ANSWER_BYTES)
         try:
             answer = _ANSWER.validate_json(body)
         except ValidationError as exc:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kiosk.decision import Reason
-from kiosk.results import Colour
+from kiosk.errors import VerificationError
+from kiosk.results import Colour, Reason
 
 # A refusal's problem line goes to the log and the event: it never quotes more than this (a hostile
 # code can put a 200 KB "key name" into a parser's error message).
@@ -44,8 +44,11 @@ class Finding:
         return not self.reasons and self.colour != "unknown"
 
 
-class Refused(Exception):
-    """Raised inside an offline verifier at the first reason to refuse; becomes a refusing Finding."""
+class Refused(VerificationError):
+    """Raised inside an offline verifier at the first reason to refuse; becomes a refusing Finding.
+
+    No built-in base: the verifiers catch ValueError around their parsing, and a refusal must pass
+    through those handlers with its own reason."""
 
     def __init__(self, reason: Reason, problem: str):
         problem = _bounded(problem)

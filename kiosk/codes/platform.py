@@ -29,7 +29,7 @@ from kiosk.codes.breaker import CircuitBreaker
 from kiosk.codes.hashing import CodeHasher
 from kiosk.codes.platform_http import PlatformFailure, post_json, shape_problem
 from kiosk.config import PlatformSection
-from kiosk.deadline import guard_session
+from kiosk.http import guard_session
 from kiosk.results import CodeResult
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,6 @@ class PlatformVerifier:
         self._url = section.url.rstrip("/") + "/verify"
         self._timeout = section.timeout_s
         self._hasher = hasher
-        self._clock = clock
         self.breaker = breaker or CircuitBreaker(section.breaker_failures, section.breaker_cooldown_s, clock)
         # The session keeps the connection open between visitors: no TCP/TLS setup per lookup.
         self._session = guard_session(session)
@@ -179,7 +178,7 @@ class PlatformVerifier:
 
     def _ask(self, payload: str) -> _Answer:
         status, body = post_json(self._session, self._url, {"code": payload}, self._headers, self._timeout,
-                                 MAX_ANSWER_BYTES, self._clock)
+                                 MAX_ANSWER_BYTES)
         try:
             answer = _ANSWER.validate_json(body)
         except ValidationError as exc:

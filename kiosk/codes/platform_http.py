@@ -1,60 +1,21 @@
 """One bounded JSON request to a health-code platform, shared by the code lookup and the family lookup.
 
-One deadline over the whole request, connecting, headers and body (``kiosk.deadline``: requests'
-timeout only bounds each wait), a size cap, no redirects (a redirected POST turns into a GET and
-loses its body), and every failure turned into a few words that name no URL, token, code or phone
-number.
+The request itself is ``kiosk.http.request``: one deadline over the whole of it, a size cap, no
+redirects, and every network failure in a few words that name no URL, token, code or phone number.
+Here: the token's refusal and unexpected statuses, and what is wrong with an answer's shape.
 """
 
 from __future__ import annotations
 
-import http.client
-import socket
-import ssl
-from typing import Any, Callable
+from typing import Any
 
 import requests
-import urllib3
 from pydantic import ValidationError
 
-from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request
+from kiosk.errors import PlatformFailure
+from kiosk.http import NetworkError, request
 
-
-class PlatformFailure(Exception):
-    """The platform could not be asked, or its answer made no sense; the message says why."""
-
-
-def connection_problem(exc: requests.ConnectionError, timeout_s: float) -> str:
-    """A requests connection error's root cause in a few words, without the URL and pool details.
-
-    requests reports a read timeout in the middle of an answer's body as a ConnectionError, so
-    timeouts are looked for here too.
-    """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (http.client.RemoteDisconnected, ConnectionResetError, ConnectionAbortedError)):
-            return "platform closed the connection without an answer"
-        if isinstance(current, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
-            return f"platform timeout after {timeout_s:g} s"
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return "platform unreachable (TLS certificate not trusted)"
-        if isinstance(current, ssl.SSLError):
-            return "platform unreachable (TLS failed)"
-        if isinstance(current, ConnectionRefusedError):
-            return "platform unreachable (connection refused)"
-        if isinstance(current, socket.gaierror):
-            return "platform unreachable (host name not resolved)"
-        if type(current).__module__ == "builtins" and isinstance(current, OSError) and current.strerror:
-            return f"platform unreachable ({current.strerror.lower()})"
-        # (``reason`` is an exception on urllib3's errors, but a string on ssl's.)
-        linked = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
-        todo.extend(item for item in linked if isinstance(item, BaseException))
-    return "platform unreachable"
+__all__ = ["PlatformFailure", "post_json", "shape_problem"]
 
 
 def shape_problem(exc: ValidationError, statuses: str) -> str:
@@ -78,25 +39,16 @@ def shape_problem(exc: ValidationError, statuses: str) -> str:
 
 
 def post_json(session: requests.Session, url: str, body: dict[str, Any], headers: dict[str, str],
-              timeout_s: float, max_bytes: int, clock: Callable[[], float]) -> tuple[int, bytes]:
+              timeout_s: float, max_bytes: int) -> tuple[int, bytes]:
     """POST ``body``; return (status, answer bytes) for a 200 or a 404, raise PlatformFailure otherwise.
 
     ``timeout_s`` bounds the whole request (connecting, headers, body); ``session`` should come
-    from ``kiosk.deadline.guard_session``.
+    from ``kiosk.http.guard_session``.
     """
     try:
-        answer = bounded_request(session, "POST", url, seconds=timeout_s, max_bytes=max_bytes, clock=clock,
-                                 json=body, headers=headers)
-    except DeadlineExceeded:
-        raise PlatformFailure(f"platform timeout after {timeout_s:g} s") from None
-    except AnswerTooLarge:
-        raise PlatformFailure(f"platform answer malformed: larger than {max_bytes} bytes") from None
-    except requests.Timeout:
-        raise PlatformFailure(f"platform timeout after {timeout_s:g} s") from None
-    except requests.ConnectionError as exc:
-        raise PlatformFailure(connection_problem(exc, timeout_s)) from None
-    except requests.RequestException as exc:
-        raise PlatformFailure(f"platform request failed: {type(exc).__name__}") from None
+        answer = request(session, "POST", url, seconds=timeout_s, max_bytes=max_bytes, json=body, headers=headers)
+    except NetworkError as exc:
+        raise PlatformFailure(f"platform: {exc}") from None
     if answer.status in (401, 403):
         raise PlatformFailure(f"platform rejected the kiosk's token ({answer.status})")
     if answer.status not in (200, 404):

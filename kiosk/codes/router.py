@@ -1,7 +1,8 @@
 """Routes every scanned code to the verifier of its scheme, and applies the checks around them all.
 
-- ``HC1:`` goes to the EU DCC verifier, ``shc:/`` to the SMART Health Card verifier (both offline,
-  against the trust list). The scanned text is normalised first (Unicode compatibility forms,
+- A signed credential goes to the verifier of its offline scheme (``kiosk.codes.offline.SCHEMES``:
+  ``HC1:`` the EU DCC's, ``shc:/`` the SMART Health Card's), checked against the trust list. The
+  scanned text is normalised first (Unicode compatibility forms,
   leading whitespace and invisible characters), and a text that only looks like a certificate
   (a lookalike prefix, a Base45 COSE body, an ``shc:/``-style digit run; ``kiosk.codes.recognise``)
   goes there too, to be refused: a certificate never reaches a platform.
@@ -29,20 +30,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
-from kiosk.codes.clock import ClockCheck
-from kiosk.codes.dcc import DccVerifier
+from kiosk.codes.clock import ClockCheck, system_clock_check
 from kiosk.codes.hashing import CodeHasher
+from kiosk.codes.offline import SCHEMES, OfflineVerifier
 from kiosk.codes.platform import PlatformVerifier
 from kiosk.codes.recognise import recognise
 from kiosk.codes.replay import ReplayGuard
-from kiosk.codes.shc import ShcVerifier
 from kiosk.codes.trust import TrustStore
 from kiosk.codes.trustlist import TrustListKeeper
 from kiosk.config import Config, OtherPlatform
-from kiosk.decision import Reason
-from kiosk.results import CodeResult
+from kiosk.results import CodeResult, Reason
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,8 @@ class Route:
 
 
 def offline_scheme(payload: str) -> str | None:
-    """"dcc" or "shc" if the text is (or looks like) a signed credential, else None."""
+    """The offline scheme's name ("dcc", "shc") if the text is (or looks like) a signed credential,
+    else None."""
     return recognise(payload).scheme
 
 
@@ -105,18 +105,22 @@ class CodeRouter:
         replay: ReplayGuard | None = None,
         clock_check: ClockCheck | None = None,
         utcnow: Callable[[], datetime] = _utc_now,
+        schemes: Sequence[type[OfflineVerifier]] = SCHEMES,
     ):
         self.config = config
         self.platform = platform
         self.routes = routes
         self.trust = trust
         self.replay = replay if replay is not None else ReplayGuard(0)
-        self.clock_check = clock_check if clock_check is not None else ClockCheck(config.codes.clock_check)
+        # The event log stamps events from the same check (``system_clock_check``), so a code
+        # refused for the clock and the event recording it agree.
+        self.clock_check = clock_check if clock_check is not None else system_clock_check(config.codes.clock_check)
         self._hasher = hasher
         self._utcnow = utcnow
         skew = timedelta(seconds=config.platform.clock_skew_s)
-        self._dcc = DccVerifier(config.codes, skew)
-        self._shc = ShcVerifier(config.codes, skew)
+        self.schemes = tuple(schemes)
+        # One instance per scheme; verifiers keep no state between codes, so threads share them.
+        self.offline: dict[str, OfflineVerifier] = {scheme.name: scheme(config.codes, skew) for scheme in self.schemes}
         self._pending: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -135,7 +139,7 @@ class CodeRouter:
         return result
 
     def _verify(self, payload: str) -> tuple[CodeResult, str]:
-        recognised = recognise(payload)
+        recognised = recognise(payload, self.schemes)
         if recognised.scheme is None:
             result = self._platform_for(payload).verify(payload)
             replay_key = result.code_hash
@@ -156,7 +160,7 @@ class CodeRouter:
         log.error("code verification failed unexpectedly (%s at %s); the code is refused", type(exc).__name__, where)
         try:
             code_hash = self._hasher.hash(payload) if isinstance(payload, str) else self._hasher.hash(repr(type(payload)))
-            scheme = recognise(payload).scheme or "platform"
+            scheme = recognise(payload, self.schemes).scheme or "platform"
         except Exception:
             code_hash, scheme = "", "platform"
         return CodeResult(
@@ -193,16 +197,16 @@ class CodeRouter:
         return self.platform
 
     def scheme_of(self, payload: str) -> str:
-        """"dcc", "shc", or "platform:<name>" (for staff tools and the benchmark)."""
-        return offline_scheme(payload) or f"platform:{self._platform_for(payload).name}"
+        """An offline scheme's name ("dcc", "shc"), or "platform:<name>" (for staff tools and the
+        benchmark)."""
+        return recognise(payload, self.schemes).scheme or f"platform:{self._platform_for(payload).name}"
 
     def _offline(self, scheme: str, payload: str, text: str) -> tuple[CodeResult, str]:
         """``payload`` as scanned (its hash stands for it), ``text`` as normalised for the verifier."""
         code_hash = self._hasher.hash(payload)
         now = self._utcnow()
         store = self.trust.store or _EMPTY
-        verifier = self._dcc if scheme == "dcc" else self._shc
-        finding = verifier.verify(text, store, now)
+        finding = self.offline[scheme].verify(text, store, now)
         blocking, problems = self._policy_reasons(now)
         reasons = tuple(dict.fromkeys([*blocking, *finding.reasons]))
         if finding.problem:
@@ -217,6 +221,8 @@ class CodeRouter:
             issuer=finding.issuer,
             expires=finding.expires,
             tested_at=finding.tested_at,
+            # Valid from its signature and validity period, not from a recent generation time.
+            dynamic=False,
         )
         replay_key = self._hasher.hash(f"{scheme}:{finding.signed.hex()}") if finding.signed else code_hash
         return result, replay_key
@@ -257,6 +263,7 @@ def build_router(
     trust: TrustSource | None = None,
     clock_check: ClockCheck | None = None,
     utcnow: Callable[[], datetime] = _utc_now,
+    schemes: Sequence[type[OfflineVerifier]] = SCHEMES,
 ) -> CodeRouter:
     """The kiosk's verifier as the config describes it: the home platform, the other regions'
     platforms, the trust list keeper (its ``run`` is a thread body) and the replay guard."""
@@ -270,4 +277,5 @@ def build_router(
         replay=ReplayGuard(config.codes.replay_window_s, replay_path),
         clock_check=clock_check,
         utcnow=utcnow,
+        schemes=schemes,
     )

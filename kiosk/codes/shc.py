@@ -23,7 +23,7 @@ import logging
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
 from kiosk.codes.finding import Finding, Refused, inflate, numeric_date
-from kiosk.codes.trust import TrustStore, b64url_decode
+from kiosk.codes.trust import Anchor, ShcIssuer, TrustStore, b64url_decode
 from kiosk.config import CodesSection
-from kiosk.decision import Reason
+from kiosk.results import Reason
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ _HEADER_KEYS = {"alg", "zip", "kid"}
 _MAX_KID_CHARS = 128
 _MAX_ISS_CHARS = 1024
 _ECDSA = ec.ECDSA(SHA256())
+# A compact JWS starts with a base64url JSON header, '{"' -> "eyJ"; shc:/ spells "e" "y" as 56 76.
+_JWS_DIGITS = re.compile(r"5676[0-7][0-9](?:[0-7][0-9]){22,}")
+_JWS_DIGITS_START = 40
 
 
 # Each digit pair 00..77 stands for one character, chr(45 + pair): "-" up to "z". Pairs are looked
@@ -148,7 +151,19 @@ def _utc(value: float) -> datetime:
 
 
 class ShcVerifier:
-    """Verifies ``shc:/`` payloads; stateless apart from its policy, so one instance serves all threads."""
+    """Verifies ``shc:/`` payloads; stateless apart from its policy, so one instance serves all threads.
+    An offline scheme (``kiosk.codes.offline``)."""
+
+    name: ClassVar[str] = "shc"
+    prefix: ClassVar[str] = PREFIX
+    shapes: ClassVar[tuple[str, ...]] = ("shc:", "shc/")  # the slash lost or turned
+    anchor: ClassVar[type[Anchor]] = ShcIssuer
+
+    @staticmethod
+    def resembles(text: str) -> bool:
+        """A long run of digits near the start that spells a compact JWS the ``shc:/`` way."""
+        digits = _JWS_DIGITS.search(text[:_JWS_DIGITS_START + 60])
+        return digits is not None and digits.start() <= _JWS_DIGITS_START
 
     def __init__(self, codes: CodesSection, skew: timedelta = timedelta(seconds=10)):
         self._codes = codes
@@ -185,7 +200,7 @@ class ShcVerifier:
         compressed = _b64(payload_b64, "payload")
         card = _json(inflate(compressed, raw=True, limit=MAX_PAYLOAD_BYTES, what="the payload"), "payload")
         iss, nbf, exp, rid = self._claims(card)
-        issuer = store.shc.get(iss)
+        issuer = store.section(ShcIssuer).get(iss)
         if issuer is None:
             # The claimed issuer is reported (unverified) so that staff know whom the list lacks.
             return Finding.refuse(Reason.UNTRUSTED_ISSUER, f"issuer {iss} is not in the trust list", issuer=iss)

@@ -1,5 +1,8 @@
 """The trust anchors of the offline verifiers: who may sign a certificate the kiosk accepts.
 
+Each offline scheme has one kind of anchor here (an ``Anchor``: how one entry of its section of the
+operator's trust list is read, indexed for look-up and summarised for staff):
+
 - EU DCC: document signer certificates (X.509), indexed by their key id (``kid``, the first 8
   bytes of the SHA-256 of the certificate). Kids are short, so several certificates may share one;
   a signature is tried against each of them. A certificate's extended key usage may limit it to
@@ -7,7 +10,7 @@
 - SMART Health Cards: issuers by their URL (``iss``), each with its ES256 keys by ``kid`` (which
   must be the key's RFC 7638 thumbprint) and its revocation lists, one per key.
 
-A ``TrustStore`` is an immutable snapshot: the trust list keeper swaps in a new one whole, so a
+A ``TrustStore`` holds every scheme's anchors as an immutable snapshot: the trust list keeper swaps in a new one whole, so a
 verification in flight never sees half a list. Parsed public keys are kept, so a verification does
 no certificate parsing.
 """
@@ -23,13 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping, Protocol, Sequence, Self
 
 from asn1crypto import pem
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kiosk.codes.certificates import CertificateError, read_certificate
-from kiosk.errors import KioskError
+from kiosk.errors import TrustError
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,36 @@ _DCC_USAGE = {
 DCC_KINDS = {"v": "vaccination", "t": "test", "r": "recovery"}
 
 
-class TrustError(KioskError):
-    """A trust anchor (certificate, key set, revocation list, trust list) cannot be used."""
+# What reading one entry of a trust list may raise besides TrustError: the entry is then skipped.
+ENTRY_ERRORS = (TrustError, KeyError, TypeError, ValueError, binascii.Error)
+
+
+class Anchor(Protocol):
+    """One trust anchor of an offline scheme (a DCC signer, a card issuer...)."""
+
+    # The scheme's key in the trust list ({"dcc": [...]}) and what one entry is called in a log line.
+    section: ClassVar[str]
+    title: ClassVar[str]
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> Self:
+        """One entry of the list's section; raises one of ``ENTRY_ERRORS`` if it cannot be used."""
+        ...
+
+    @classmethod
+    def index(cls, anchors: Sequence[Self]) -> Mapping[Any, Any]:
+        """The anchors as the scheme's verifier looks them up (``TrustStore.section``)."""
+        ...
+
+    @classmethod
+    def summary(cls, index: Mapping[Any, Any]) -> dict[str, Any]:
+        """Counts and names for staff (JSON; no key material), merged into ``TrustStore.summary``."""
+        ...
+
+    @classmethod
+    def report(cls, summary: Mapping[str, Any]) -> list[str]:
+        """Lines for ``kiosk trust``'s table, from the summary."""
+        ...
 
 
 def dcc_kid(der: bytes) -> bytes:
@@ -56,6 +87,9 @@ def dcc_kid(der: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class DccSigner:
+    section: ClassVar[str] = "dcc"
+    title: ClassVar[str] = "DCC signer"
+
     kid: bytes
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
     subject: str
@@ -83,6 +117,36 @@ class DccSigner:
         kinds = frozenset(_DCC_USAGE[oid] for oid in oids if oid in _DCC_USAGE) or None
         return cls(kid=kid if kid is not None else dcc_kid(der), public_key=public_key, subject=subject,
                    country=country or facts.country, kinds=kinds)
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> "DccSigner":
+        """``{"kid": "<base64>", "country": "DE", "certificate": "<base64 DER>"}``."""
+        der = base64.b64decode(entry["certificate"], validate=True)
+        kid = base64.b64decode(entry["kid"], validate=True) if entry.get("kid") else None
+        country = entry.get("country") if isinstance(entry.get("country"), str) else None
+        return cls.from_der(der, kid=kid, country=country)
+
+    @classmethod
+    def index(cls, anchors: Sequence["DccSigner"]) -> Mapping[bytes, tuple["DccSigner", ...]]:
+        # Kids are short: several certificates may share one, and each is tried.
+        by_kid: dict[bytes, list[DccSigner]] = {}
+        for signer in anchors:
+            by_kid.setdefault(signer.kid, []).append(signer)
+        return MappingProxyType({kid: tuple(group) for kid, group in by_kid.items()})
+
+    @classmethod
+    def summary(cls, index: Mapping[Any, Any]) -> dict[str, Any]:
+        countries: dict[str, int] = {}
+        for group in index.values():
+            for signer in group:
+                countries[signer.country or "?"] = countries.get(signer.country or "?", 0) + 1
+        return {"dcc_signers": sum(len(group) for group in index.values()),
+                "dcc_countries": dict(sorted(countries.items()))}
+
+    @classmethod
+    def report(cls, summary: Mapping[str, Any]) -> list[str]:
+        countries = ", ".join(f"{country} {count}" for country, count in summary["dcc_countries"].items()) or "-"
+        return [f"EU DCC signers  {summary['dcc_signers']}  ({countries})"]
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -182,6 +246,9 @@ class Revocations:
 
 @dataclass(frozen=True)
 class ShcIssuer:
+    section: ClassVar[str] = "shc"
+    title: ClassVar[str] = "SMART Health Card issuer"
+
     iss: str
     keys: Mapping[str, ShcKey]
     crls: Mapping[str, Revocations] = field(default_factory=lambda: MappingProxyType({}))
@@ -210,51 +277,101 @@ class ShcIssuer:
             lists[revocations.kid] = revocations
         return cls(iss=iss, keys=MappingProxyType(keys), crls=MappingProxyType(lists))
 
+    @classmethod
+    def from_entry(cls, entry: Any) -> "ShcIssuer":
+        """``{"iss": "https://...", "keys": [<JWK>], "crls": [<revocation list>]}``."""
+        return cls.from_json(entry["iss"], {"keys": entry["keys"]}, entry.get("crls") or [])
+
+    @classmethod
+    def index(cls, anchors: Sequence["ShcIssuer"]) -> Mapping[str, "ShcIssuer"]:
+        return MappingProxyType({issuer.iss: issuer for issuer in anchors})
+
+    @classmethod
+    def summary(cls, index: Mapping[Any, Any]) -> dict[str, Any]:
+        return {"shc_issuers": [
+            {"iss": issuer.iss, "keys": len(issuer.keys),
+             "revocation_lists": {kid: crl.ctr for kid, crl in sorted(issuer.crls.items())}}
+            for issuer in sorted(index.values(), key=lambda i: i.iss)
+        ]}
+
+    @classmethod
+    def report(cls, summary: Mapping[str, Any]) -> list[str]:
+        lines = [f"card issuers    {len(summary['shc_issuers'])}"]
+        for issuer in summary["shc_issuers"]:
+            crls = ", ".join(f"{kid[:12]}… v{ctr}" for kid, ctr in issuer["revocation_lists"].items()) or "none"
+            lines.append(f"  {issuer['iss']}  {issuer['keys']} key(s), revocation lists: {crls}")
+        return lines
+
+
+_NOTHING: Mapping[Any, Any] = MappingProxyType({})
+
 
 @dataclass(frozen=True)
 class TrustStore:
-    """Everything the offline verifiers trust, as one immutable snapshot."""
+    """Everything the offline verifiers trust, as one immutable snapshot: each scheme's anchors,
+    indexed by its ``Anchor.index``."""
 
-    dcc: Mapping[bytes, tuple[DccSigner, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    shc: Mapping[str, ShcIssuer] = field(default_factory=lambda: MappingProxyType({}))
+    anchors: Mapping[type[Anchor], Mapping[Any, Any]] = field(default_factory=lambda: MappingProxyType({}))
     # When the operator signed the list (None: anchors given by hand, which do not go stale).
     issued_at: datetime | None = None
     source: str = ""
 
     @classmethod
+    def of(cls, anchors: Iterable[Anchor], issued_at: datetime | None = None, source: str = "",
+           kinds: Iterable[type[Anchor]] = ()) -> "TrustStore":
+        """The store of these anchors, of any schemes (``kinds`` are present even with none)."""
+        groups: dict[type[Anchor], list[Anchor]] = {kind: [] for kind in kinds}
+        for anchor in anchors:
+            groups.setdefault(type(anchor), []).append(anchor)
+        return cls(anchors=MappingProxyType({kind: kind.index(group) for kind, group in groups.items()}),
+                   issued_at=issued_at, source=source)
+
+    @classmethod
     def build(cls, signers: Iterable[DccSigner] = (), issuers: Iterable[ShcIssuer] = (),
               issued_at: datetime | None = None, source: str = "") -> "TrustStore":
-        by_kid: dict[bytes, list[DccSigner]] = {}
-        for signer in signers:
-            by_kid.setdefault(signer.kid, []).append(signer)
-        return cls(
-            dcc=MappingProxyType({kid: tuple(group) for kid, group in by_kid.items()}),
-            shc=MappingProxyType({issuer.iss: issuer for issuer in issuers}),
-            issued_at=issued_at,
-            source=source,
-        )
+        """DCC signers and card issuers (``of`` takes anchors of any scheme)."""
+        return cls.of([*signers, *issuers], issued_at, source, kinds=(DccSigner, ShcIssuer))
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], kinds: Iterable[type[Anchor]],
+                      issued_at: datetime | None = None, source: str = "") -> "TrustStore":
+        """The anchors a (signature-checked) trust list names, one section per scheme. An entry that
+        cannot be used is skipped with a warning: one bad certificate must not take every other
+        signer down with it."""
+        kinds = tuple(kinds)
+        for kind in kinds:
+            if not isinstance(document.get(kind.section) or [], list):
+                raise TrustError(f"trust list {kind.section}: must be a list")
+        anchors: list[Anchor] = []
+        for kind in kinds:
+            for number, entry in enumerate(document.get(kind.section) or []):
+                try:
+                    anchors.append(kind.from_entry(entry))
+                except ENTRY_ERRORS as exc:
+                    log.warning("trust list: %s %d skipped: %s", kind.title, number, exc)
+        return cls.of(anchors, issued_at, source, kinds=kinds)
+
+    def section(self, kind: type[Anchor]) -> Mapping[Any, Any]:
+        """One scheme's anchors (empty if the store has none of that kind)."""
+        return self.anchors.get(kind, _NOTHING)
+
+    @property
+    def dcc(self) -> Mapping[bytes, tuple[DccSigner, ...]]:
+        return self.section(DccSigner)
+
+    @property
+    def shc(self) -> Mapping[str, ShcIssuer]:
+        return self.section(ShcIssuer)
 
     def age(self, now: datetime) -> timedelta | None:
         return None if self.issued_at is None else now - self.issued_at
 
     def summary(self) -> dict[str, Any]:
         """What is trusted, for staff (``kiosk trust``): counts and names, no key material."""
-        countries: dict[str, int] = {}
-        for group in self.dcc.values():
-            for signer in group:
-                countries[signer.country or "?"] = countries.get(signer.country or "?", 0) + 1
-        return {
-            "dcc_signers": sum(len(group) for group in self.dcc.values()),
-            "dcc_countries": dict(sorted(countries.items())),
-            "shc_issuers": [
-                {
-                    "iss": issuer.iss,
-                    "keys": len(issuer.keys),
-                    "revocation_lists": {kid: crl.ctr for kid, crl in sorted(issuer.crls.items())},
-                }
-                for issuer in sorted(self.shc.values(), key=lambda i: i.iss)
-            ],
-        }
+        summary: dict[str, Any] = {}
+        for kind, index in self.anchors.items():
+            summary.update(kind.summary(index))
+        return summary
 
 
 def certificate_file(path: Path) -> DccSigner:

@@ -15,8 +15,8 @@ parser, however they are shaped. The list itself::
      "shc": [{"iss": "https://issuer.example", "keys": [<JWK>, ...], "crls": [<revocation list>, ...]}, ...]}
 
 The keeper asks with ``If-None-Match`` (an unchanged list costs a 304) within one deadline of
-``trust.timeout_s`` for the whole request, takes at most ``MAX_LIST_BYTES``, and refuses a list
-dated more than ``FUTURE_TOLERANCE`` ahead of the kiosk's clock or older than the newest one it
+``trust.timeout_s`` for the whole request (``kiosk.http``), takes at most ``MAX_LIST_BYTES``, and
+refuses a list dated more than ``FUTURE_TOLERANCE`` ahead of the kiosk's clock or older than the newest one it
 ever accepted (a replayed old list must not bring back a revoked signer). The signed list is
 written atomically to ``data_dir/trust-list.json`` exactly as received (checked again on every
 load); the newest issue time accepted, the ETag and the last check go to a small state file beside
@@ -50,10 +50,11 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from kiosk.codes.trust import DccSigner, ShcIssuer, TrustError, TrustStore, b64url_decode
+from kiosk.codes.offline import ANCHORS
+from kiosk.codes.trust import TrustError, TrustStore, b64url_decode
 from kiosk.config import TrustSection
 from kiosk.datadir import make_private_dir, open_private
-from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request, guard_session
+from kiosk.http import AnswerTooLarge, NetworkError, guard_session, request
 from kiosk.sync.retry import backoff_s
 
 log = logging.getLogger(__name__)
@@ -176,25 +177,8 @@ def store_from_document(document: dict[str, Any], source: str = "") -> TrustStor
         raise TrustError("trust list has no valid issued_at") from None
     if issued_at.tzinfo is None:
         raise TrustError("trust list issued_at has no time zone")
-    for group in ("dcc", "shc"):
-        if not isinstance(document.get(group) or [], list):
-            raise TrustError(f"trust list {group}: must be a list")
-    signers: list[DccSigner] = []
-    for number, entry in enumerate(document.get("dcc") or []):
-        try:
-            der = base64.b64decode(entry["certificate"], validate=True)
-            kid = base64.b64decode(entry["kid"], validate=True) if entry.get("kid") else None
-            country = entry.get("country") if isinstance(entry.get("country"), str) else None
-            signers.append(DccSigner.from_der(der, kid=kid, country=country))
-        except (TrustError, KeyError, TypeError, ValueError, binascii.Error) as exc:
-            log.warning("trust list: DCC signer %d skipped: %s", number, exc)
-    issuers: list[ShcIssuer] = []
-    for number, entry in enumerate(document.get("shc") or []):
-        try:
-            issuers.append(ShcIssuer.from_json(entry["iss"], {"keys": entry["keys"]}, entry.get("crls") or []))
-        except (TrustError, KeyError, TypeError) as exc:
-            log.warning("trust list: SMART Health Card issuer %d skipped: %s", number, exc)
-    return TrustStore.build(signers, issuers, issued_at=issued_at.astimezone(timezone.utc), source=source)
+    # One section per offline scheme, read by that scheme's anchor (kiosk.codes.offline.ANCHORS).
+    return TrustStore.from_document(document, ANCHORS, issued_at=issued_at.astimezone(timezone.utc), source=source)
 
 
 @dataclass(frozen=True)
@@ -387,16 +371,13 @@ class TrustListKeeper:
         headers = {"Accept": f"{MEDIA_TYPE}, */*;q=0.1"}
         if self.etag and self.store is not None:
             headers["If-None-Match"] = self.etag
-        timeout = self._section.timeout_s
         try:
-            answer = bounded_request(self._session, "GET", self._section.url, seconds=timeout,
-                                     max_bytes=MAX_LIST_BYTES, headers=headers)
-        except DeadlineExceeded:
-            raise TrustError(f"cannot fetch the trust list: no complete answer within {timeout:g} s") from None
+            answer = request(self._session, "GET", self._section.url, seconds=self._section.timeout_s,
+                             max_bytes=MAX_LIST_BYTES, headers=headers)
         except AnswerTooLarge:
             raise TrustError(f"trust list larger than {MAX_LIST_BYTES} bytes: not fetched") from None
-        except requests.RequestException as exc:
-            raise TrustError(f"cannot fetch the trust list: {type(exc).__name__}") from None
+        except NetworkError as exc:
+            raise TrustError(f"cannot fetch the trust list: {exc}") from None
         now = self._utcnow()
         if answer.status == 304 and self.store is not None:
             self.checked_at = now

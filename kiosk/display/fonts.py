@@ -19,7 +19,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
 
 from kiosk.config import font_problem
-from kiosk.errors import KioskError
+from kiosk.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +76,22 @@ def _loads_with_cjk(path: Path) -> bool:
 def find_font(configured: str = "", candidates: tuple[Path, ...] = KNOWN_CJK_FONTS) -> Path | None:
     """The font file to use, or None for pygame's default font (no Chinese).
 
-    A configured path that does not exist or cannot be loaded raises KioskError: the maintainer asked
+    A configured path that does not exist or cannot be loaded raises SettingError: the maintainer asked
     for that font, so silently using another would hide the typo. Needs ``pygame.font.init()``.
     """
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
-            raise KioskError(f"screen.font: font file not found: {path}")
+            raise SettingError(f"screen.font: font file not found: {path}")
         # Checked again here: the file may have changed since the config was validated.
         problem = font_problem(path)
         if problem:
-            raise KioskError(f"screen.font: {path} {problem}")
+            raise SettingError(f"screen.font: {path} {problem}")
         try:
             font = pygame.font.Font(str(path), 32)
             cjk = draws_cjk(font)
         except _FONT_ERRORS as exc:
-            raise KioskError(f"screen.font: cannot load font {path}: {exc}") from None
+            raise SettingError(f"screen.font: cannot load font {path}: {exc}") from None
         if not cjk:
             log.warning("screen.font %s has no Chinese glyphs; Chinese text will show as boxes", path)
         return path

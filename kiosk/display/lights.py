@@ -35,7 +35,7 @@ from gpiozero.pins.mock import MockFactory
 
 from kiosk.config import LightsSection
 from kiosk.display.gpiochip import open_gpio_factory
-from kiosk.errors import KioskError
+from kiosk.errors import KioskError, LightsError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,19 @@ PASS_BEEP_S = 0.15
 REFUSE_BEEP_S = 0.12  # three of these, with equal gaps: a sound a visitor does not confuse with PASS
 REFUSE_BEEPS = 3
 OUT_OF_SERVICE_BLINK_S = 0.5  # half period: the red light blinks at 1 Hz
+
+
+def open_pin_factory(section: LightsSection, given: Factory | None = None) -> Factory:
+    """The pins lights.driver asks for; the one place the mock-or-real choice is made.
+
+    "mock": `given` (the simulator's mock pins, which it reads back) or else gpiozero's own
+    `MockFactory`. "gpio": the header's GPIO chip, opened anew; a `given` factory is never used
+    then, so a config that asks for real pins never drives mock ones. The caller owns what this
+    opens (anything that is not `given`) and closes it.
+    """
+    if section.driver == "mock":
+        return given if given is not None else MockFactory()
+    return open_gpio_factory(section.gpio_chip)
 
 
 def _describe(exc: Exception) -> str:
@@ -53,17 +66,19 @@ def _describe(exc: Exception) -> str:
 
 
 class Lights:
-    """Green and red lights, buzzer and gate relay. ``pin_factory`` and the devices are public so the
-    simulator and tests can read pin levels (``lights.pin_factory.pin(17).state``)."""
+    """Green and red lights, buzzer and gate relay, on the pins `open_pin_factory` picks (a
+    ``pin_factory`` handed in is the mock pins offered for lights.driver = "mock"). ``pin_factory``
+    and the devices are public so the simulator and tests can read pin levels
+    (``lights.pin_factory.pin(17).state``)."""
 
     def __init__(self, section: LightsSection, pin_factory: Factory | None = None):
         self.section = section
-        owned = pin_factory is None
+        given = pin_factory
+        pin_factory = None
         opened: list[DigitalOutputDevice] = []
         problem = None
         try:
-            if pin_factory is None:
-                pin_factory = MockFactory() if section.driver == "mock" else open_gpio_factory(section.gpio_chip)
+            pin_factory = open_pin_factory(section, given)
             # Claim every pin before any device reserves one: a busy pin fails here. A device half
             # built around it would keep its reservation until garbage-collected, and a retry with
             # the same factory would then find the pin "in use".
@@ -91,7 +106,7 @@ class Lights:
             # lgpio.error, which is neither OSError nor a gpiozero error.
             for device in opened:
                 device.close()
-            if owned and pin_factory is not None:
+            if pin_factory is not None and pin_factory is not given:
                 try:
                     pin_factory.close()  # frees the chip and the pins claimed so far, for the next try
                 except Exception:  # the error worth reporting is the one above
@@ -99,10 +114,10 @@ class Lights:
             hint = ' (set lights.driver = "mock" to run without GPIO)' if section.driver == "gpio" else ""
             problem = f"lights: cannot open GPIO pins: {_describe(exc)}{hint}"
         if problem is not None:  # raised here, so no traceback keeps a half-built device alive
-            raise KioskError(problem)
+            raise LightsError(problem)
         assert pin_factory is not None
         self.pin_factory: Factory = pin_factory
-        self._owns_factory = owned
+        self._owns_factory = pin_factory is not given
         self._closed = False
 
     def show_pass(self) -> None:
@@ -185,7 +200,8 @@ class KeptLights:
 
     @property
     def given_factory(self) -> Factory | None:
-        """The pin factory these lights were handed (the simulator's mock pins), not one they opened."""
+        """The pin factory these lights were offered (the simulator's mock pins), not one they opened;
+        hand it on to the lights that replace these, and `open_pin_factory` decides again."""
         return self._factory
 
     def retry(self) -> None:

@@ -2,10 +2,24 @@
 
 The app says what to show with ``Screen.show(ScreenState(...))`` (cheap: it only stores the state)
 and calls ``render()`` and ``pump()`` from its loop; a page is drawn again only when the state changed.
-Layout is computed for the surface it draws on (designed for the 800x480 Pi touch display, scaled
-for others): a header band with a drawn icon and the headline (the verdict word on PASS / REFUSE),
-and a body with the details in large type. Colour is never the only signal: every page has an
-icon and words.
+What each kind of page looks like (icon, colours, body) is its ``Page`` in kiosk.display.pages; the
+words are in kiosk.display.texts; this module draws any Page. Layout is computed for the surface
+it draws on (designed for the 800x480 Pi touch display, scaled for others): a header band with a
+drawn icon and the headline (the verdict word on PASS / REFUSE), and a body with the details in
+large type (``screen.text_size = "large"``: larger still). Colour is never the only signal: every
+page has an icon and words.
+
+While a visitor is being served, the measuring pages can show a bar that fills as the reading
+settles (``ScreenState.progress``), and the idle, measuring and prompt pages a line on what helps
+(``ScreenState.hint``).
+
+Viewfinder: given a preview source (``Screen(..., preview=source)`` or ``set_preview(source)``: a
+callable returning the camera's latest low-resolution greyscale frame, a 2-D uint8 array or an
+object with such a ``.frame``, or None), the idle, measuring and "show your code" pages show the
+live view, mirrored like a selfie view, in a framed box with a target to aim the code at, until the
+visitor's code is read. A new frame (a new array object) is drawn into the box only, by ``render()``
+and by ``pump()``; it is never kept beyond the next one, stored or logged. ``screen.viewfinder =
+false``, or no frame yet, draws the pages without the box.
 
 Touch: the idle page can carry a "No phone?" button, and the family lookup's keypad and list of
 names are made of buttons (keys of 2.7x2 cm on the 7-inch display, none under 9 mm). ``pump()`` collects taps (mouse
@@ -25,14 +39,17 @@ pygame has one display per process: open one Screen at a time, and close it befo
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Self, get_args
+from typing import Literal, Self
+
+import numpy as np
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
@@ -40,51 +57,24 @@ import pygame
 from kiosk.config import ScreenSection
 from kiosk.display import texts
 from kiosk.display.fonts import FontBook
+from kiosk.display.pages import (  # noqa: F401  (the palette, re-exported for tests and tools)
+    AMBER, BLACK, BUTTON_STYLES, DIM_INK, DIMMED, GREEN, GREY, HINT_INK, INK, KEY, NAVY, PAGES, RED, RGB, SKY, WHITE,
+    ButtonStyle, Page,
+)
+from kiosk.display.state import HINTS, KINDS, Hint, Kind, ScreenState  # noqa: F401  (re-exported)
 from kiosk.display.texts import Language
-from kiosk.errors import KioskError
+from kiosk.errors import DisplayError, SettingError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal[
-    "idle", "measuring", "hold_still", "measuring_again", "prompt_code", "prompt_wrist", "pass", "refuse", "out_of_service",
-    "family_keypad", "family_searching", "family_choose", "family_message",
-]
-KINDS: tuple[str, ...] = get_args(Kind)
-
 PI_MODEL_PATH = Path("/proc/device-tree/model")
 
-RGB = tuple[int, int, int]
-WHITE: RGB = (255, 255, 255)
-NAVY: RGB = (14, 40, 72)
-SKY: RGB = (150, 205, 255)
-GREEN: RGB = (0, 122, 51)
-RED: RGB = (190, 20, 20)
-GREY: RGB = (44, 44, 48)
-AMBER: RGB = (255, 180, 20)
-INK: RGB = (20, 20, 20)
-KEY: RGB = (40, 78, 128)  # keypad keys: lighter than the navy page
-DIMMED: RGB = (70, 80, 96)  # a key that cannot be tapped yet
-DIM_INK: RGB = (150, 160, 175)
+# What a preview source returns: a 2-D uint8 greyscale frame, an object with one as ``.frame``, or None.
+PreviewSource = Callable[[], object]
 
-
-@dataclass(frozen=True)
-class ScreenState:
-    """What the screen shows. ``reasons`` are kiosk.decision.Reason codes; ``holder`` is already masked."""
-
-    kind: Kind
-    temperature_c: float | None = None
-    reasons: tuple[str, ...] = ()
-    holder: str | None = None
-    detail: str | None = None
-    code_read: bool = False  # while measuring: the visitor's code has already been read
-    family_button: bool = False  # idle: show the "No phone?" button (the family lookup is on)
-    entry: str = ""  # family_keypad: the phone number typed so far, already masked
-    entry_complete: bool = False  # family_keypad: long enough, the OK key can be tapped
-    choices: tuple[str, ...] = ()  # family_choose: masked names, one button each
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown screen kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+# "large" text: body sizes x this (shrunk again only where a page would not fit otherwise).
+LARGE_TEXT = 1.3
+_GREY_PALETTE = [(level, level, level) for level in range(256)]
 
 
 def resolve_mode(
@@ -192,38 +182,14 @@ def draw_phone(surface: pygame.Surface, box: pygame.Rect, colour: RGB) -> None:
     )
 
 
-ICONS = {
-    "idle": draw_code,
-    "measuring": draw_thermometer,
-    "hold_still": draw_thermometer,
-    "measuring_again": draw_thermometer,
-    "prompt_code": draw_code,
-    "prompt_wrist": draw_thermometer,
-    "pass": draw_check,
-    "refuse": draw_cross,
-    "out_of_service": draw_warning,
-    "family_keypad": draw_phone,
-    "family_searching": draw_phone,
-    "family_choose": draw_phone,
-    "family_message": draw_warning,
-}
-
-# kind -> (background, headline/icon colour, body colour)
-THEMES: dict[str, tuple[RGB, RGB, RGB]] = {
-    "idle": (NAVY, WHITE, WHITE),
-    "measuring": (NAVY, WHITE, WHITE),
-    # Not settled yet / a raised reading measured again: the headline in amber asks for attention.
-    "hold_still": (NAVY, AMBER, WHITE),
-    "measuring_again": (NAVY, AMBER, WHITE),
-    "prompt_code": (NAVY, WHITE, WHITE),
-    "prompt_wrist": (NAVY, WHITE, WHITE),
-    "pass": (GREEN, WHITE, WHITE),
-    "refuse": (RED, WHITE, WHITE),
-    "out_of_service": (GREY, AMBER, WHITE),
-    "family_keypad": (NAVY, WHITE, WHITE),
-    "family_searching": (NAVY, WHITE, WHITE),
-    "family_choose": (NAVY, WHITE, WHITE),
-    "family_message": (NAVY, AMBER, WHITE),
+# A Page names its icon; these draw them.
+ICON_DRAWERS: dict[str, Callable[[pygame.Surface, pygame.Rect, RGB], None]] = {
+    "code": draw_code,
+    "thermometer": draw_thermometer,
+    "check": draw_check,
+    "cross": draw_cross,
+    "warning": draw_warning,
+    "phone": draw_phone,
 }
 
 # ---------------------------------------------------------------- text layout
@@ -265,29 +231,49 @@ def wrap(text: str, font: pygame.font.Font, width: int) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class TextLine:
+    """One line of text as drawn: where it is, and the area it was laid out in (it is clipped to that)."""
+
+    role: Literal["headline", "body", "button", "entry"]
+    rect: pygame.Rect
+    area: pygame.Rect
+
+
 # ---------------------------------------------------------------- the screen
 
 
 class Screen:
-    """The pygame display. Not thread-safe: call show/render/pump from one thread."""
+    """The pygame display. Not thread-safe: call show/render/pump from one thread (the preview
+    source is called from that thread too)."""
 
     _CACHE_LIMIT = 512
 
-    def __init__(self, section: ScreenSection, language: str):
+    def __init__(self, section: ScreenSection, language: str, preview: PreviewSource | None = None):
         if language not in ("zh", "en", "both"):
-            raise KioskError(f"kiosk.language must be zh, en or both, got {language!r}")
+            raise SettingError(f"kiosk.language must be zh, en or both, got {language!r}")
         self.section = section
         self.language: Language = language  # type: ignore[assignment]  # checked just above
         self.mode = resolve_mode(section.mode)
+        self._text_scale = LARGE_TEXT if section.text_size == "large" else 1.0
         self._state = ScreenState("idle")
-        self._drawn: ScreenState | None = None
+        self._drawn: tuple[ScreenState, bool] | None = None  # (state, with the viewfinder) as on the display
         self._taps: list[tuple[int, int]] = []
         self._buttons: dict[str, pygame.Rect] = {}  # the buttons of the page as drawn
         self._drawing: dict[str, pygame.Rect] = {}
+        self._lines: list[TextLine] = []  # the text lines of the page as drawn
         self._text_cache: dict[tuple[str, int, bool, RGB], pygame.Surface] = {}
+        self._preview: PreviewSource | None = None
+        self._frame: object = None  # the frame in the viewfinder (a reference only, until the next one)
+        self._frame_array: np.ndarray | None = None
+        self._preview_problem_logged = False
+        self._view: pygame.Rect | None = None  # the viewfinder box of the page as drawn
+        self._bar: pygame.Rect | None = None  # the progress bar of the page as drawn
+        self._bar_colours: tuple[RGB, RGB] = (NAVY, WHITE)
         self._closed = False
         self.fonts = FontBook.for_config(section.font)
         self.surface = self._open()
+        self.set_preview(preview)
         if self.language != "en" and not self.fonts.has_cjk:
             log.warning("the screen font cannot draw Chinese; Chinese lines will not be readable")
         log.info("screen open: %s %dx%d, font %s", self.mode, *self.surface.get_size(), self.fonts.path)
@@ -311,7 +297,7 @@ class Screen:
                 pygame.display.set_caption("Checkpoint kiosk")
         except pygame.error as exc:
             pygame.display.quit()
-            raise KioskError(f"screen: cannot open the display in {self.mode} mode: {exc}") from None
+            raise DisplayError(f"screen: cannot open the display in {self.mode} mode: {exc}") from None
         finally:
             # SDL has read it; don't leak the dummy driver into a later Screen of another mode.
             if saved is None:
@@ -328,36 +314,109 @@ class Screen:
         """Set what to show; drawn by the next render()."""
         self._state = state
 
+    def set_preview(self, source: PreviewSource | None) -> None:
+        """Where the viewfinder's frames come from (see the module docstring); None: no viewfinder.
+        Ignored while ``screen.viewfinder`` is false."""
+        self._preview = source if self.section.viewfinder else None
+        self._forget_frame()
+
     def render(self) -> bool:
-        """Draw the current state if it changed since the last draw; True when something was drawn."""
+        """Draw the current state if it changed since the last draw, and a new camera frame into the
+        viewfinder; True when something was drawn."""
         if self._closed:
-            raise KioskError("screen is closed")
-        state = self._state
-        if state == self._drawn:
+            raise DisplayError("screen is closed")
+        return self._update(self._state)
+
+    def _update(self, state: ScreenState) -> bool:
+        wants_view = self._wants_view(state)
+        new_frame = self._poll_frame() if wants_view else False
+        if not wants_view:
+            self._forget_frame()  # no frame of one visitor waits, unseen, for the next page with a viewfinder
+        with_view = wants_view and self._frame_array is not None
+        if (state, with_view) == self._drawn:
+            if new_frame and self._view is not None:
+                self._draw_view()
+                pygame.display.update(self._view)
+                return True
             return False
-        self._draw(state)
-        pygame.display.flip()
-        self._drawn = state
+        if self._only_progress_changed(state, with_view):
+            self._draw_bar(state.progress)
+            changed = [pygame.Rect(self._bar)] if self._bar is not None else []
+            if new_frame and self._view is not None:
+                self._draw_view()
+                changed.append(self._view)
+            pygame.display.update(changed)
+        else:
+            self._draw(state, with_view)
+            pygame.display.flip()
+        self._drawn = (state, with_view)
         return True
+
+    def _wants_view(self, state: ScreenState) -> bool:
+        return self._preview is not None and PAGES[state.kind].viewfinder and not state.code_read
+
+    def _only_progress_changed(self, state: ScreenState, with_view: bool) -> bool:
+        """The page on the display differs from this state in its progress bar alone: only the
+        bar is drawn again (progress changes many times a second while a reading settles)."""
+        if self._drawn is None or self._bar is None or state.progress is None:
+            return False
+        drawn, drawn_view = self._drawn
+        return (
+            drawn_view == with_view and drawn.progress is not None
+            and dataclasses.replace(drawn, progress=None) == dataclasses.replace(state, progress=None)
+        )
+
+    def _poll_frame(self) -> bool:
+        """Ask the preview source for its frame; True when it is a new one (a new array object)."""
+        assert self._preview is not None
+        try:
+            value = self._preview()
+        except Exception:  # a broken preview must never take the visitor's page with it
+            self._log_preview_problem("the camera preview failed", exc_info=True)
+            return False
+        frame = getattr(value, "frame", value)
+        if frame is None or frame is self._frame:
+            return False
+        array = np.asarray(frame)
+        if array.ndim != 2 or array.dtype != np.uint8 or 0 in array.shape:
+            self._log_preview_problem(f"the camera preview is not a 2-D uint8 frame ({array.dtype} {array.shape})")
+            return False
+        self._frame, self._frame_array = frame, array
+        return True
+
+    def _forget_frame(self) -> None:
+        self._frame = self._frame_array = None
+
+    def _log_preview_problem(self, message: str, exc_info: bool = False) -> None:
+        if not self._preview_problem_logged:  # once: the loop asks many times a second
+            self._preview_problem_logged = True
+            log.warning("%s; the viewfinder is left out", message, exc_info=exc_info)
 
     def warm_up(self, states: Iterable[ScreenState]) -> None:
         """Draw each state once off-screen, before the first visitor.
 
         A page's first drawing loads its font sizes (a FreeType face each) and renders its texts;
-        done here, the first visitor's verdict is drawn as fast as the fortieth's. Nothing reaches
-        the display, and the buttons of the page on screen stay as they were.
+        done here, the first visitor's verdict is drawn as fast as the fortieth's. Pages that can
+        show the viewfinder are drawn with and without it (their text is set narrower beside it).
+        Nothing reaches the display, and the buttons of the page on screen stay as they were.
         """
-        display, buttons = self.surface, self._buttons
+        display, buttons, lines, view, bar = self.surface, self._buttons, self._lines, self._view, self._bar
+        frame, array = self._frame, self._frame_array
         self.surface = pygame.Surface(display.get_size())
+        self._frame = self._frame_array = None  # the box is drawn empty: no camera frame off-screen
         try:
             for state in states:
-                self._draw(state)
+                self._draw(state, False)
+                if self._wants_view(state):
+                    self._draw(state, True)
         finally:
-            self.surface, self._buttons = display, buttons
+            self.surface, self._buttons, self._lines, self._view, self._bar = display, buttons, lines, view, bar
+            self._frame, self._frame_array = frame, array
 
     def pump(self) -> bool:
-        """Handle pending window events; False when the user asked to quit (window close, or Escape
-        outside fullscreen: a kiosk cannot be stopped from a keyboard left at the gate)."""
+        """Handle pending window events, and draw a new camera frame into the viewfinder; False
+        when the user asked to quit (window close, or Escape outside fullscreen: a kiosk cannot be
+        stopped from a keyboard left at the gate)."""
         keep_running = True
         width, height = self.surface.get_size()
         for event in pygame.event.get():
@@ -374,6 +433,9 @@ class Screen:
             elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1 and not getattr(event, "touch", False):
                 # SDL also reports each touch as a mouse click marked "touch": counted once, above.
                 self._taps.append((int(event.pos[0]), int(event.pos[1])))
+        # The app's loop pumps at screen.fps: that keeps the live view moving between page changes.
+        if self._drawn is not None and self._preview is not None:
+            self._update(self._drawn[0])
         return keep_running
 
     def taps(self) -> list[tuple[int, int]]:
@@ -394,6 +456,21 @@ class Screen:
         """The buttons of the page as drawn, by name (copies)."""
         return {name: rect.copy() for name, rect in self._buttons.items()}
 
+    @property
+    def text_lines(self) -> list[TextLine]:
+        """Every line of text of the page as drawn: its rectangle and the area it had to fit in."""
+        return [TextLine(line.role, line.rect.copy(), line.area.copy()) for line in self._lines]
+
+    @property
+    def viewfinder(self) -> pygame.Rect | None:
+        """The viewfinder's box on the page as drawn (None: the page shows none)."""
+        return self._view.copy() if self._view is not None else None
+
+    @property
+    def progress_bar(self) -> pygame.Rect | None:
+        """The progress bar on the page as drawn (None: the page shows none)."""
+        return self._bar.copy() if self._bar is not None else None
+
     def screenshot(self, path: Path | str) -> Path:
         """Save the current page as a PNG (drawing it first if needed)."""
         self.render()
@@ -406,6 +483,7 @@ class Screen:
         if not self._closed:
             self._closed = True
             self._text_cache.clear()
+            self._forget_frame()
             pygame.display.quit()
 
     def __enter__(self) -> Self:
@@ -442,6 +520,13 @@ class Screen:
             items += [Item(zh_line, zh_size, colour, False, 0.55), Item(en_line, en_size, colour, False, 0.05)]
         return items
 
+    def _reason_lines(self, reason: str, size: int, en_size: int, colour: RGB) -> list[Item]:
+        try:
+            return self._pairs(reason, size, en_size, colour)
+        except KeyError:
+            log.error("no screen text for reason %r", reason)
+            return [Item(reason, size, colour, False, 0.5)]
+
     def _headline(self, kind: str, colour: RGB, verdict: bool) -> list[Item]:
         # Synthetic bold only on the huge verdict words: at smaller sizes it smudges Chinese strokes.
         big, small = (104, 60) if verdict else (56, 38)
@@ -451,42 +536,44 @@ class Screen:
         size = big if self.language == "zh" or not verdict else 92
         return [Item(words[0], size, colour, verdict, 0)]
 
-    def _body(self, state: ScreenState, colour: RGB) -> list[Item]:
-        kind = state.kind
-        temperature = (
-            [Item(self.format_temperature(state.temperature_c), 64 if kind == "pass" else 52, colour, True, 0)]
-            if state.temperature_c is not None
-            else []
-        )
-        if kind == "pass":
-            holder = [Item(state.holder, 48, colour, False, 0.3)] if state.holder else []
-            return temperature + holder + self._pairs("pass", 40, 30, colour)
-        if kind == "refuse":
-            items = list(temperature)
-            for reason in state.reasons or ("refuse",):
-                try:
-                    items += self._pairs(str(reason), 42, 32, colour)
-                except KeyError:
-                    log.error("no screen text for reason %r", reason)
-                    items.append(Item(str(reason), 42, colour, False, 0.5))
-            return items
-        if kind == "family_message":
-            return self._pairs(state.reasons[0] if state.reasons else kind, 42, 32, colour)
-        if kind == "out_of_service":
-            detail = [Item(state.detail, 32, colour, False, 0)] if state.detail else []
-            return detail + self._pairs("out_of_service", 44, 34, colour)
-        if kind == "prompt_code":
-            return temperature + self._pairs(kind, 38, 30, colour)
-        if kind == "measuring" and state.code_read:
-            return self._pairs("code_read", 40, 30, colour) + self._pairs(kind, 40, 30, colour)
-        return self._pairs(kind, 40, 30, colour)
+    def _body(self, state: ScreenState, page: Page) -> list[Item]:
+        """The page's body parts (pages.Part) filled from the state, the hint first; at the text size."""
+        items: list[Item] = []
+        colour = page.ink
+        if page.hints and state.hint is not None:
+            items += self._pairs(f"hint_{state.hint}", 40, 30, HINT_INK)
+        for part in page.body:
+            en_size = part.en_size or part.size
+            if part.what == "temperature" and state.temperature_c is not None:
+                items.append(Item(self.format_temperature(state.temperature_c), part.size, colour, True, 0))
+            elif part.what == "holder" and state.holder:
+                items.append(Item(state.holder, part.size, colour, False, 0.3))
+            elif part.what == "detail" and state.detail:
+                items.append(Item(state.detail, part.size, colour, False, 0))
+            elif part.what == "code_read" and state.code_read:
+                items += self._pairs("code_read", part.size, en_size, colour)
+            elif part.what == "lines":
+                items += self._pairs(state.kind, part.size, en_size, colour)
+            elif part.what == "reasons":
+                for reason in state.reasons or (state.kind,):
+                    items += self._reason_lines(str(reason), part.size, en_size, colour)
+            elif part.what == "message":
+                key = str(state.reasons[0]) if state.reasons else state.kind
+                items += self._reason_lines(key, part.size, en_size, colour)
+        if self._text_scale != 1.0:
+            items = [dataclasses.replace(item, size=round(item.size * self._text_scale)) for item in items]
+        return items
 
-    _SHRINKS = tuple(round(1.0 - 0.05 * i, 2) for i in range(14))  # 1.0 down to 0.35
+    _SHRINKS = tuple(round(1.0 - 0.05 * i, 2) for i in range(16))  # 1.0 down to 0.25
 
-    def _layout(self, items: list[Item], width: int, scale: float) -> tuple[list[tuple[str, int, Item, int]], int]:
-        """Wrapped lines as (text, font size, item, gap above) and their total height; nothing drawn yet."""
+    def _layout(
+        self, items: list[Item], width: int, scale: float
+    ) -> tuple[list[tuple[str, int, Item, int]], int, int]:
+        """Wrapped lines as (text, font size, item, gap above), their total height and the widest
+        line's width (wider than ``width`` when a word or a word and its punctuation cannot be
+        broken); nothing drawn yet."""
         out: list[tuple[str, int, Item, int]] = []
-        total = 0
+        total = widest = 0
         for item in items:
             size = max(12, round(item.size * scale))
             font = self.fonts.get(size, item.bold)
@@ -494,61 +581,70 @@ class Screen:
                 gap = round(font.get_linesize() * item.gap) if i == 0 else 0
                 out.append((line, size, item, gap))
                 total += gap + font.get_linesize()
-        return out, total
+                widest = max(widest, font.size(line)[0])
+        return out, total, widest
 
     def _fit(
-        self, items: list[Item], width: int, height: int, scale: float
+        self, items: list[Item], width: int, height: int, scale: float, unwrapped: bool = False
     ) -> tuple[list[tuple[pygame.Surface, int]], float]:
         """Wrap the items to the width, shrinking them together (largest size that fits, found by
-        bisection) until they fit the height. Returns (image, gap above) per line, and the shrink
-        factor used; at the smallest size, lines that still do not fit are clipped."""
+        bisection) until they fit the height and the width (``unwrapped``: and each item fits on one line, for
+        headlines, where a word broken across lines reads worse than a smaller one). Returns
+        (image, gap above) per line, and the shrink factor used; at the smallest size, lines that
+        still do not fit are clipped."""
         low, high = 0, len(self._SHRINKS) - 1
         best = high
         while low <= high:
             middle = (low + high) // 2
-            if self._layout(items, width, scale * self._SHRINKS[middle])[1] <= height:
+            laid, total, widest = self._layout(items, width, scale * self._SHRINKS[middle])
+            if total <= height and widest <= width and (not unwrapped or len(laid) == len(items)):
                 best, high = middle, middle - 1
             else:
                 low = middle + 1
-        lines, _ = self._layout(items, width, scale * self._SHRINKS[best])
+        lines = self._layout(items, width, scale * self._SHRINKS[best])[0]
         images = [(self._text(text, size, item.bold, item.colour), gap) for text, size, item, gap in lines]
         return images, self._SHRINKS[best]
 
-    def _blit_block(self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect, centre_vertically: bool) -> None:
+    def _blit_lines(
+        self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect, centre_lines: bool, centre_block: bool,
+        role: Literal["headline", "body", "button", "entry"],
+    ) -> None:
         total = sum(image.get_height() + gap for image, gap in lines)
-        y = area.y + max(0, (area.height - total) // 2) if centre_vertically else area.y
+        y = area.y + max(0, (area.height - total) // 2) if centre_block else area.y
         previous_clip = self.surface.get_clip()
         self.surface.set_clip(area)
         for image, gap in lines:
             y += gap
-            self.surface.blit(image, (area.x, y))
+            x = area.centerx - image.get_width() // 2 if centre_lines else area.x
+            self.surface.blit(image, (x, y))
+            self._lines.append(TextLine(role, pygame.Rect((x, y), image.get_size()), pygame.Rect(area)))
             y += image.get_height()
         self.surface.set_clip(previous_clip)
 
-    def _blit_centred(self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect) -> None:
+    def _blit_block(
+        self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect, centre_vertically: bool,
+        role: Literal["headline", "body"] = "body",
+    ) -> None:
+        self._blit_lines(lines, area, False, centre_vertically, role)
+
+    def _blit_centred(
+        self, lines: list[tuple[pygame.Surface, int]], area: pygame.Rect, role: Literal["button", "entry"] = "button"
+    ) -> None:
         """Each line centred across the area, the block centred in its height."""
-        total = sum(image.get_height() + gap for image, gap in lines)
-        y = area.y + max(0, (area.height - total) // 2)
-        previous_clip = self.surface.get_clip()
-        self.surface.set_clip(area)
-        for image, gap in lines:
-            y += gap
-            self.surface.blit(image, (area.centerx - image.get_width() // 2, y))
-            y += image.get_height()
-        self.surface.set_clip(previous_clip)
+        self._blit_lines(lines, area, True, True, role)
 
     def _button(
-        self, name: str | None, rect: pygame.Rect, words: list[str], fill: RGB, ink: RGB, size: int, scale: float,
-        border: RGB | None = None,
+        self, name: str | None, rect: pygame.Rect, words: list[str], style: ButtonStyle, size: int, scale: float,
     ) -> None:
         """A rounded button with its words centred (a second line a little smaller, e.g. the English
         under the Chinese). Only a named button can be hit (``button_at``)."""
         radius = max(6, round(14 * scale))
-        pygame.draw.rect(self.surface, fill, rect, border_radius=radius)
-        if border is not None:
-            pygame.draw.rect(self.surface, border, rect, max(2, round(3 * scale)), border_radius=radius)
-        items = [Item(words[0], size, ink, False, 0)]
-        items += [Item(word, round(size * 0.68), ink, False, 0.02) for word in words[1:]]
+        pygame.draw.rect(self.surface, style.fill, rect, border_radius=radius)
+        if style.border is not None:
+            pygame.draw.rect(self.surface, style.border, rect, max(2, round(3 * scale)), border_radius=radius)
+        size = round(size * self._text_scale)
+        items = [Item(words[0], size, style.ink, False, 0)]
+        items += [Item(word, round(size * 0.68), style.ink, False, 0.02) for word in words[1:]]
         pad = round(10 * scale)
         area = rect.inflate(-2 * pad, -2 * pad)
         lines, _ = self._fit(items, area.width, area.height, scale)
@@ -556,22 +652,23 @@ class Screen:
         if name is not None:
             self._drawing[name] = pygame.Rect(rect)
 
-    def _draw(self, state: ScreenState) -> None:
-        self._drawing = {}
-        if state.kind == "family_keypad":
-            self._draw_keypad(state)
-        elif state.kind == "family_choose":
-            self._draw_choose(state)
+    def _draw(self, state: ScreenState, with_view: bool) -> None:
+        self._drawing, self._lines, self._view, self._bar = {}, [], None, None
+        page = PAGES[state.kind]
+        if page.layout == "keypad":
+            self._draw_keypad(state, page)
+        elif page.layout == "choose":
+            self._draw_choose(state, page)
         else:
-            self._draw_page(state)
+            self._draw_page(state, page, with_view)
         self._buttons = self._drawing
 
-    def _draw_keypad(self, state: ScreenState) -> None:
+    def _draw_keypad(self, state: ScreenState, page: Page) -> None:
         """Left: what to do, the number typed so far (masked), Cancel. Right: 1-9, Delete, 0, OK."""
         width, height = self.surface.get_size()
         scale = min(width / 800, height / 480)
         margin, gap = round(16 * scale), round(10 * scale)
-        self.surface.fill(NAVY)
+        self.surface.fill(page.background)
 
         grid = pygame.Rect(0, margin, round(456 * scale), height - 2 * margin)
         grid.right = width - margin
@@ -583,60 +680,68 @@ class Screen:
                 round(grid.x + column * (key_w + gap)), round(grid.y + row * (key_h + gap)), round(key_w), round(key_h)
             )
             if key.isdigit():
-                self._button(key, rect, [key], KEY, WHITE, 60, scale, border=SKY)
+                self._button(key, rect, [key], BUTTON_STYLES["key"], 60, scale)
             elif key == "delete":
-                self._button(key, rect, texts.label(key, self.language), KEY, WHITE, 36, scale, border=SKY)
+                self._button(key, rect, texts.label(key, self.language), BUTTON_STYLES["key"], 36, scale)
             elif state.entry_complete:
                 words = texts.label(key, self.language)
                 words[0] = "✓ " + words[0]  # enabled: a tick, not only the green
-                self._button(key, rect, words, GREEN, WHITE, 40, scale, border=WHITE)
+                self._button(key, rect, words, BUTTON_STYLES["ok"], 40, scale)
             else:  # not enough digits yet: drawn dimmed, and not a button
-                self._button(None, rect, texts.label(key, self.language), DIMMED, DIM_INK, 40, scale)
+                self._button(None, rect, texts.label(key, self.language), BUTTON_STYLES["ok_dimmed"], 40, scale)
 
         left = pygame.Rect(margin, margin, grid.x - 2 * margin, height - 2 * margin)
         cancel = pygame.Rect(left.x, 0, left.width, round(92 * scale))
         cancel.bottom = left.bottom
-        self._button("cancel", cancel, texts.label("cancel", self.language), GREY, WHITE, 38, scale, border=WHITE)
+        self._button("cancel", cancel, texts.label("cancel", self.language), BUTTON_STYLES["cancel"], 38, scale)
 
         title_area = pygame.Rect(left.x, left.y, left.width, round(112 * scale))
-        title, _ = self._fit(self._headline("family_keypad", WHITE, False), title_area.width, title_area.height, scale)
-        self._blit_block(title, title_area, centre_vertically=True)
+        title, _ = self._fit(
+            self._headline(state.kind, page.accent, False), title_area.width, title_area.height, scale, unwrapped=True
+        )
+        self._blit_block(title, title_area, centre_vertically=True, role="headline")
 
         box = pygame.Rect(left.x, title_area.bottom + gap, left.width, round(84 * scale))
-        pygame.draw.rect(self.surface, WHITE, box, border_radius=round(10 * scale))
+        entry_style = BUTTON_STYLES["entry"]
+        pygame.draw.rect(self.surface, entry_style.fill, box, border_radius=round(10 * scale))
         if state.entry:
             text_area = box.inflate(-round(16 * scale), -round(12 * scale))
-            entry, _ = self._fit([Item(state.entry, 46, NAVY, False, 0)], text_area.width, text_area.height, scale)
-            self._blit_centred(entry, text_area)
+            entry, _ = self._fit(
+                [Item(state.entry, round(46 * self._text_scale), entry_style.ink, False, 0)],
+                text_area.width, text_area.height, scale,
+            )
+            self._blit_centred(entry, text_area, role="entry")
 
         hint_area = pygame.Rect(left.x, box.bottom + gap, left.width, cancel.y - gap - box.bottom - gap)
-        hint, _ = self._fit(self._pairs("family_keypad", 27, 22, SKY), hint_area.width, hint_area.height, scale)
+        hint, _ = self._fit(self._body(state, page), hint_area.width, hint_area.height, scale)
         self._blit_block(hint, hint_area, centre_vertically=False)
 
-    def _draw_choose(self, state: ScreenState) -> None:
+    def _draw_choose(self, state: ScreenState, page: Page) -> None:
         """A header (icon, "choose your name"), one big button per masked name, Cancel at the bottom."""
         width, height = self.surface.get_size()
         scale = min(width / 800, height / 480)
         margin, gap = round(16 * scale), round(12 * scale)
-        self.surface.fill(NAVY)
+        self.surface.fill(page.background)
 
         header_height = round(118 * scale)
         icon = pygame.Rect(margin, margin, header_height - 2 * margin, header_height - 2 * margin)
-        draw_phone(self.surface, icon, WHITE)
+        ICON_DRAWERS[page.icon](self.surface, icon, page.accent)
         head_area = pygame.Rect(icon.right + round(24 * scale), margin // 2, 0, header_height - margin)
         head_area.width = width - margin - head_area.x
-        head, _ = self._fit(self._headline("family_choose", WHITE, False), head_area.width, head_area.height, scale)
-        self._blit_block(head, head_area, centre_vertically=True)
+        head, _ = self._fit(
+            self._headline(state.kind, page.accent, False), head_area.width, head_area.height, scale, unwrapped=True
+        )
+        self._blit_block(head, head_area, centre_vertically=True, role="headline")
         rule_y = header_height + round(4 * scale)
-        pygame.draw.line(self.surface, WHITE, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
+        pygame.draw.line(self.surface, page.accent, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
 
         cancel = pygame.Rect(margin, 0, round(250 * scale), round(80 * scale))
         cancel.bottom = height - margin
-        self._button("cancel", cancel, texts.label("cancel", self.language), GREY, WHITE, 36, scale, border=WHITE)
+        self._button("cancel", cancel, texts.label("cancel", self.language), BUTTON_STYLES["cancel"], 36, scale)
         # What happens next, beside Cancel.
         next_area = pygame.Rect(cancel.right + round(24 * scale), cancel.y, 0, cancel.height)
         next_area.width = width - margin - next_area.x
-        after, _ = self._fit(self._pairs("family_choose", 28, 22, SKY), next_area.width, next_area.height, scale)
+        after, _ = self._fit(self._body(state, page), next_area.width, next_area.height, scale)
         self._blit_block(after, next_area, centre_vertically=True)
 
         area = pygame.Rect(margin, rule_y + gap, width - 2 * margin, 0)
@@ -650,48 +755,126 @@ class Screen:
         for index, holder in enumerate(state.choices):
             row, column = divmod(index, columns)
             rect = pygame.Rect(left + column * (button_w + gap), area.y + row * (button_h + gap), button_w, button_h)
-            self._button(f"member:{index}", rect, [holder], WHITE, NAVY, 52, scale, border=SKY)
+            self._button(f"member:{index}", rect, [holder], BUTTON_STYLES["member"], 52, scale)
 
-    def _draw_page(self, state: ScreenState) -> None:
-        background, accent, body_colour = THEMES[state.kind]
+    def _draw_page(self, state: ScreenState, page: Page, with_view: bool) -> None:
         width, height = self.surface.get_size()
         scale = min(width / 800, height / 480)
         margin = round(24 * scale)
-        verdict = state.kind in ("pass", "refuse", "out_of_service")
-        body_items = self._body(state, body_colour)
+        body_items = self._body(state, page)
+        with_bar = page.progress and state.progress is not None
 
-        # A long list of reasons gets a lower header rather than tiny body text.
-        for header in (1.0, 0.72):
+        # A long body gets a lower header rather than small text. Where the headline is not the
+        # verdict word it fits the lower header at full size and only the icon pays, so the header
+        # is lowered as soon as the body would shrink at all; the huge verdict word and the
+        # viewfinder are kept at their size unless the body would shrink a lot.
+        if page.verdict or with_view:
+            enough = 0.75 if self._text_scale == 1.0 else 0.9
+        else:
+            enough = 1.0
+        # Large text may take a little more of the header's height still.
+        for header in (1.0, 0.72) if self._text_scale == 1.0 else (1.0, 0.72, 0.62):
             header_height = round(200 * scale * header)
             rule_y = header_height + round(10 * scale)
-            body_area = pygame.Rect(margin, rule_y + round(12 * scale), width - 2 * margin, 0)
-            body_area.height = height - margin // 2 - body_area.y
-            body, shrink = self._fit(body_items, body_area.width, body_area.height, scale)
-            if shrink >= 0.75:
+            text_area = pygame.Rect(margin, rule_y + round(12 * scale), width - 2 * margin, 0)
+            text_area.height = height - margin // 2 - text_area.y
+            bar = None
+            if with_bar:
+                bar = pygame.Rect(text_area.x, 0, text_area.width, max(10, round(28 * scale)))
+                bar.bottom = text_area.bottom - round(6 * scale)
+                text_area.height = bar.y - round(12 * scale) - text_area.y
+            body, shrink = self._fit(body_items, text_area.width, text_area.height, scale)
+            if shrink >= enough:
                 break
 
-        self.surface.fill(background)
+        self.surface.fill(page.background)
         icon_size = round(160 * scale * header)
         icon = pygame.Rect(
             margin + round(8 * scale), (header_height - icon_size) // 2 + margin // 2, icon_size, icon_size
         )
-        ICONS[state.kind](self.surface, icon, accent)
+        view = None
+        if with_view:
+            # The live view takes the icon's place (4:3, like the camera's low-resolution stream):
+            # the body keeps the whole width for its words.
+            view = pygame.Rect(margin, icon.y, round(icon_size * 4 / 3), icon_size)
+            icon = view
+        else:
+            ICON_DRAWERS[page.icon](self.surface, icon, page.accent)
 
-        head_area = pygame.Rect(icon.right + round(36 * scale), margin // 2, 0, header_height - margin // 2)
-        head_area.width = width - margin - head_area.x
+        head_area = pygame.Rect(icon.right + round((24 if with_view else 36) * scale), margin // 2, 0, 0)
+        head_area.size = (width - margin - head_area.x, header_height - margin // 2)
         family = None
-        if state.kind == "idle" and state.family_button:
+        if state.family_button:
             # Top right, beside the headline: where a visitor without a phone looks for another way.
             family = pygame.Rect(0, 0, round(236 * scale), round(136 * scale))
             family.topright = (width - margin, (header_height - family.height) // 2 + margin // 4)
             head_area.width = family.x - round(20 * scale) - head_area.x
         title: str = state.kind
-        if state.kind == "family_message" and state.reasons and str(state.reasons[0]) in texts.TITLES:
+        if page.title_from_reason and state.reasons and str(state.reasons[0]) in texts.TITLES:
             title = str(state.reasons[0])
-        head, _ = self._fit(self._headline(title, accent, verdict), head_area.width, head_area.height, scale * header)
-        self._blit_block(head, head_area, centre_vertically=True)
+        head, _ = self._fit(
+            self._headline(title, page.accent, page.verdict), head_area.width, head_area.height, scale, unwrapped=True
+        )
+        self._blit_block(head, head_area, centre_vertically=True, role="headline")
         if family is not None:
-            self._button("family", family, texts.label("family", self.language), WHITE, NAVY, 40, scale, border=AMBER)
+            self._button("family", family, texts.label("family", self.language), BUTTON_STYLES["family"], 40, scale)
 
-        pygame.draw.line(self.surface, accent, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
-        self._blit_block(body, body_area, centre_vertically=False)
+        pygame.draw.line(self.surface, page.accent, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
+        self._blit_block(body, text_area, centre_vertically=False)
+        if bar is not None:
+            self._bar, self._bar_colours = bar, (page.background, page.accent)
+            self._draw_bar(state.progress)
+        if view is not None:
+            self._view = view
+            self._draw_view()
+
+    def _draw_bar(self, progress: float | None) -> None:
+        """The progress bar: an outline that fills from the left as the reading settles."""
+        if self._bar is None:
+            return
+        background, colour = self._bar_colours
+        bar = self._bar
+        value = 0.0 if progress is None or not progress >= 0 else min(1.0, float(progress))  # NaN: empty
+        radius = bar.height // 2
+        line = max(2, bar.height // 8)
+        pygame.draw.rect(self.surface, background, bar)
+        pygame.draw.rect(self.surface, colour, bar, line, border_radius=radius)
+        inner = bar.inflate(-4 * line, -4 * line)
+        filled = round(inner.width * value)
+        if filled > 0:
+            pygame.draw.rect(self.surface, colour, (inner.x, inner.y, filled, inner.height),
+                             border_radius=inner.height // 2)
+
+    def _draw_view(self) -> None:
+        """The viewfinder box: the latest frame (mirrored, scaled to fit), a target to aim the code
+        at, a frame around it. One conversion per new frame, no per-pixel work in Python."""
+        if self._view is None:
+            return
+        box = self._view
+        scale = min(self.surface.get_width() / 800, self.surface.get_height() / 480)
+        line = max(2, round(3 * scale))
+        pygame.draw.rect(self.surface, BLACK, box)
+        inner = box.inflate(-2 * line, -2 * line)
+        picture = pygame.Rect(inner)
+        array = self._frame_array
+        if array is not None:
+            rows, columns = array.shape
+            fit = min(inner.width / columns, inner.height / rows)
+            picture.size = (max(1, round(columns * fit)), max(1, round(rows * fit)))
+            picture.center = inner.center
+            # An 8-bit surface over the array's own bytes, a grey palette: no copy until the scale.
+            image = pygame.image.frombuffer(np.ascontiguousarray(array).data.cast("B"), (columns, rows), "P")
+            image.set_palette(_GREY_PALETTE)
+            image = pygame.transform.flip(pygame.transform.scale(image, picture.size), True, False)
+            self.surface.blit(image, picture)
+        # The target: corner marks of a centred square, where the code reads best.
+        side = round(min(picture.width, picture.height) * 0.62)
+        target = pygame.Rect(0, 0, side, side)
+        target.center = picture.center
+        arm, width = round(side * 0.24), max(3, round(5 * scale))
+        for corner, dx, dy in ((target.topleft, 1, 1), (target.topright, -1, 1),
+                               (target.bottomleft, 1, -1), (target.bottomright, -1, -1)):
+            x, y = corner[0] - (dx < 0), corner[1] - (dy < 0)
+            pygame.draw.line(self.surface, AMBER, (x, y), (x + dx * arm, y), width)
+            pygame.draw.line(self.surface, AMBER, (x, y), (x, y + dy * arm), width)
+        pygame.draw.rect(self.surface, SKY, box, line)

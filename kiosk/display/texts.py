@@ -1,7 +1,8 @@
 """Every word the screen shows, in Chinese and English.
 
 Keys are the screen kinds (``idle``, ``pass`` ...), the stable reason codes of
-``kiosk.decision.Reason`` and the outcomes of a family lookup (``family_unknown`` ...); ``BUTTONS``
+``kiosk.decision.Reason``, the outcomes of a family lookup (``family_unknown`` ...) and the hints
+(``hint_closer`` ... for ``ScreenState.hint``); ``BUTTONS``
 holds the words on touch buttons. ``TITLES`` holds the one headline of each screen kind (the big verdict
 word on PASS / REFUSE); ``LINES`` holds the smaller lines under it, and for a reason: what went
 wrong and what to do next, in one line. Every entry has as many Chinese lines as English ones, so
@@ -88,6 +89,11 @@ LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "zh": ("查询次数过多，请联系工作人员",),
         "en": ("Too many lookups: please see staff",),
     },
+    # Hints (ScreenState.hint): what would help, from the camera or the thermometer.
+    "hint_closer": {"zh": ("请把手机靠近一些",), "en": ("Move the phone closer",)},
+    "hint_hold_still": {"zh": ("请拿稳手机",), "en": ("Hold the phone still",)},
+    "hint_brighter": {"zh": ("请调高手机屏幕亮度",), "en": ("Turn up your phone's brightness",)},
+    "hint_wrist_closer": {"zh": ("请把手腕再靠近测温区一些",), "en": ("Bring your wrist closer to the sensor",)},
     # Reasons (kiosk.decision.Reason values): what happened, and what to do next.
     "sensor_fault": {
         "zh": ("测温失败，请重试或联系工作人员",),

@@ -21,6 +21,10 @@ nothing does the pipeline look further, and only where a code probably is:
 6. ``crop_global``: the located region with the global-histogram binariser: uneven light and
    glare that the default local-average binariser breaks up.
 
+A frame where symbols were located but none read also says where they are (``Reading.located``),
+and ``look_at`` measures one of them (module size, contrast, sharpness): what the camera thread
+turns into a hint for the visitor. Nothing of this runs on a frame where nothing was located.
+
 ``bench/scanner.py`` measures what each pass adds and costs; passes that did not pay (contrast
 equalisation of the crop, a blur before the read, a whole-frame enlargement, a fixed
 threshold, the global binariser on an enlarged crop) are not here. Only zxing-cpp options that every supported release has are used
@@ -29,6 +33,7 @@ threshold, the global binariser on an enlarged crop) are not here. Only zxing-cp
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -78,13 +83,91 @@ class Region:
         return np.ascontiguousarray(image[y0:y1, x0:x1])
 
 
+# What zxing-cpp 3 reports as QR: plain QR codes, and Micro QR and rMQR, whose failed detections
+# are mostly parts of a real QR code (same module size) or of the scene.
+KINDS = ("qr", "micro", "rmqr")
+
+
+@dataclass(frozen=True)
+class Located:
+    """A symbol the decoder found but could not read: where it is, and how large its modules are."""
+
+    corners: tuple[tuple[float, float], ...]  # top left, top right, bottom right, bottom left, lores pixels
+    module_px: float | None  # lores pixels per module, from the version the decoder read; None when unknown
+    kind: str  # one of KINDS
+
+    @property
+    def is_qr(self) -> bool:
+        return self.kind == "qr"
+
+
 @dataclass
 class Reading:
-    """What the pipeline read in one frame: the payloads (raw bytes) and the pass that read them."""
+    """What the pipeline read in one frame: the payloads (raw bytes) and the pass that read them.
+
+    `located`: the symbols located, plain QR codes first, then Micro QR, then rMQR, each kind
+    largest first; only when the first pass read nothing (a frame read at once never needs them).
+    """
 
     codes: list[bytes] = field(default_factory=list)
     stage: str | None = None
     regions: int = 0
+    located: list[Located] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Looks:
+    """How a located symbol looks in the lores frame; see `look_at`."""
+
+    module_px: float | None  # lores pixels per module; None when the version is unknown
+    contrast: float  # grey levels between dark and light, in the symbol's dimmer parts
+    sharpness: float  # the steepest edges' step per pixel, as a share of the symbol's contrast
+
+
+# `look_at` measures on a grid of this many tiles a side: contrast is the lower quartile of the
+# tiles' ranges, so a dim screen and a reflection over part of the code both count.
+LOOK_TILES = 4
+
+
+def _inside(point: tuple[float, float], corners: tuple[tuple[float, float], ...]) -> bool:
+    """Whether `point` is inside the convex quadrilateral `corners` (either winding)."""
+    x, y = point
+    signs = set()
+    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1]):
+        cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+        if cross:
+            signs.add(cross > 0)
+    return len(signs) <= 1
+
+
+def look_at(frame: np.ndarray, located: Located) -> Looks:
+    """Module size, contrast and sharpness of `located` in `frame` (2-D uint8 lores).
+
+    Sharpness is the 98th percentile of the one-pixel steps over the symbol's range: a sharp
+    edge between a dark and a light module is one step of most of the range (about 0.8 once
+    the camera's optics and scaling soften it), a blurred one spreads over several pixels.
+    """
+    xs = [p[0] for p in located.corners]
+    ys = [p[1] for p in located.corners]
+    h, w = frame.shape
+    x0, y0 = max(0, int(min(xs))), max(0, int(min(ys)))
+    x1, y1 = min(w, int(max(xs)) + 1), min(h, int(max(ys)) + 1)
+    box = frame[y0:y1, x0:x1].astype(np.int16)
+    if box.shape[0] < LOOK_TILES * 2 or box.shape[1] < LOOK_TILES * 2:
+        return Looks(located.module_px, 0.0, 0.0)
+    lo, hi = np.percentile(box, (5, 95))
+    spread = float(hi - lo)
+    th, tw = box.shape[0] // LOOK_TILES, box.shape[1] // LOOK_TILES
+    grid = box[:th * LOOK_TILES, :tw * LOOK_TILES].reshape(LOOK_TILES, th, LOOK_TILES, tw).swapaxes(1, 2)
+    tiles = grid.reshape(LOOK_TILES * LOOK_TILES, th * tw)
+    # Only tiles whose centre is on the symbol: a turned code's box has the scene in its corners.
+    centres = [(x0 + (i % LOOK_TILES + 0.5) * tw, y0 + (i // LOOK_TILES + 0.5) * th) for i in range(len(tiles))]
+    inside = [i for i, c in enumerate(centres) if _inside(c, located.corners)] or list(range(len(tiles)))
+    ranges = np.percentile(tiles[inside], 95, axis=1) - np.percentile(tiles[inside], 5, axis=1)
+    contrast = float(np.percentile(ranges, 25))
+    steps = np.concatenate([np.abs(np.diff(box, axis=1)).ravel(), np.abs(np.diff(box, axis=0)).ravel()])
+    sharpness = float(np.percentile(steps, 98)) / max(spread, 1.0)
+    return Looks(located.module_px, contrast, sharpness)
 
 
 def frame_budget_s(fps: float) -> float:
@@ -92,10 +175,44 @@ def frame_budget_s(fps: float) -> float:
     return FRAME_BUDGET_SHARE / fps
 
 
-def _region_of(position: Any, width: int, height: int) -> Region:
-    points = (position.top_left, position.top_right, position.bottom_right, position.bottom_left)
-    xs = [p.x for p in points]
-    ys = [p.y for p in points]
+def _modules(version: str) -> tuple[int, int] | None:
+    """(modules across, modules down) of a symbol of `version` ("4", "M3", "R11x77")."""
+    if version.isdigit():
+        n = 17 + 4 * int(version)
+        return n, n
+    if version[:1] == "M" and version[1:].isdigit():  # Micro QR M1-M4
+        n = 9 + 2 * int(version[1:])
+        return n, n
+    down, _, across = version[1:].partition("x")
+    if version[:1] == "R" and down.isdigit() and across.isdigit():  # rMQR, R{height}x{width}
+        return int(across), int(down)
+    return None
+
+
+def _located(barcode: Any, kind: str) -> Located:
+    pos = barcode.position
+    points = tuple((float(p.x), float(p.y)) for p in (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left))
+    # The version is in `extra` (zxing-cpp 2.3 on; a JSON string before 3.0).
+    extra = getattr(barcode, "extra", None)
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            extra = None
+    modules = _modules(str(extra.get("Version", ""))) if isinstance(extra, dict) else None
+    module_px = None
+    if modules is not None:
+        def edge(i: int) -> float:
+            (ax, ay), (bx, by) = points[i], points[(i + 1) % 4]
+            return float(np.hypot(bx - ax, by - ay))
+        across, down = modules
+        module_px = ((edge(0) + edge(2)) / across + (edge(1) + edge(3)) / down) / 4
+    return Located(points, module_px, kind)
+
+
+def _region_of(located: Located, width: int, height: int) -> Region:
+    xs = [p[0] for p in located.corners]
+    ys = [p[1] for p in located.corners]
     side = max(max(xs) - min(xs), max(ys) - min(ys), 8)
     pad = side * MARGIN
     return Region(max(0, int(min(xs) - pad)), max(0, int(min(ys) - pad)),
@@ -155,22 +272,24 @@ class ReadingPipeline:
         self._clock = clock
         self.stages = tuple(s for s in STAGES if s in stages)
         self._formats = self._qr = zxing.BarcodeFormat.QRCode
+        self._micro = zxing.BarcodeFormat.MicroQRCode
         self._global = zxing.Binarizer.GlobalHistogram
 
-    def _read(self, image: np.ndarray, **options: Any) -> tuple[list[bytes], list[tuple[bool, Any]]]:
+    def _read(self, image: np.ndarray, **options: Any) -> tuple[list[bytes], list[Located]]:
         """(payloads of valid symbols, where symbols were located but failed to decode)."""
         found = self._z.read_barcodes(image, formats=self._formats, return_errors=True, **options)
         good = [bytes(b.bytes) for b in found if b.valid]
-        # (is a plain QR code, corners): zxing-cpp 3 counts Micro QR and rMQR as QR too, and their
-        # failed detections are mostly parts of a real QR code or of the scene.
-        bad = [(b.format == self._qr, b.position) for b in found if not b.valid]
+        bad = [_located(b, self._kind(b.format)) for b in found if not b.valid]
         return good, bad
+
+    def _kind(self, format: Any) -> str:
+        return "qr" if format == self._qr else "micro" if format == self._micro else "rmqr"
 
     def read(self, frame: np.ndarray, main: np.ndarray | None = None) -> Reading:
         """The codes in `frame` (2-D uint8 lores), using `main` (same view, more pixels) if given."""
         height, width = frame.shape
         started = self._clock()
-        positions: list[tuple[bool, Any]] = []
+        positions: list[Located] = []
         if "frame" in self.stages:
             codes, positions = self._read(frame)
             if codes:
@@ -182,13 +301,16 @@ class ReadingPipeline:
                 return Reading(_unique(codes), "locate")
         # Largest first (QR before Micro QR): a failed symbol inside a larger one is usually a
         # misread part of it.
-        located = [(not is_qr, _region_of(p, width, height)) for is_qr, p in positions]
+        boxed = sorted(((p, _region_of(p, width, height)) for p in positions),
+                       key=lambda item: (not item[0].is_qr, -item[1].side))
         regions: list[Region] = []
-        for _, region in sorted(located, key=lambda item: (item[0], -item[1].side)):
+        for _, region in boxed:
             if not any(_overlaps(region, r) for r in regions):
                 regions.append(region)
         regions = regions[:MAX_REGIONS]
-        reading = Reading(regions=len(regions))
+        # For the hint: plain QR first, then Micro QR (a part of a code, with its module size), then rMQR.
+        located = [p for p, _ in sorted(boxed, key=lambda item: (KINDS.index(item[0].kind), -item[1].side))]
+        reading = Reading(regions=len(regions), located=located)
         for region in regions:
             for stage in self.stages:
                 if self.budget_s is not None and self._clock() - started > self.budget_s:

@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from kiosk.errors import KioskError
-from kiosk.sensors.qrpipeline import STAGES, ReadingPipeline, split_image
+from kiosk.errors import DecoderMissing, SettingError
+from kiosk.sensors.qrpipeline import STAGES, Located, ReadingPipeline, split_image
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ _INSTALL_HINT = {
 }
 
 
-class DecoderMissing(KioskError):
-    """The QR decoder library chosen in camera.decoder is not installed."""
-
-
 def payload_text(data: bytes) -> str:
     """Bytes from a QR code as text: UTF-8 when valid, else ISO 8859-1 (one character per byte)."""
     try:
@@ -53,7 +49,7 @@ def payload_text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _as_gray(frame: Any) -> np.ndarray | None:
+def as_gray(frame: Any) -> np.ndarray | None:
     """A 2-D uint8 view of `frame`, or None when it cannot be a picture."""
     try:
         array = np.asarray(frame)
@@ -79,10 +75,12 @@ class Scanner:
 
     def __init__(self, decoder: Decoder = "zxing", stages: Sequence[str] = STAGES, budget_s: float | None = None) -> None:
         if decoder not in DECODERS:
-            raise KioskError(f"camera.decoder: unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+            raise SettingError(f"camera.decoder: unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
         self.decoder: Decoder = decoder
         self._lib = self._load(decoder)
         self.last_stage: str | None = None
+        # Symbols the last scan located but could not read (zxing-cpp only: ZBar reports none).
+        self.last_located: list[Located] = []
         if decoder == "zxing":
             # zxing-cpp reads through the pipeline: one cheap pass, harder passes only where a code is.
             self._pipeline = ReadingPipeline(self._lib, stages, budget_s)
@@ -109,11 +107,12 @@ class Scanner:
         a code located but not read in `frame` is read again from it.
         """
         self.last_stage = None
-        gray = _as_gray(frame)
+        self.last_located = []
+        gray = as_gray(frame)
         if gray is None:
             log.debug("not a grayscale picture: %r", getattr(frame, "shape", type(frame)))
             return []
-        full = _as_gray(main) if main is not None else None
+        full = as_gray(main) if main is not None else None
         try:
             return self._read(gray, full)
         except Exception:  # a decoder hiccup on one frame must not stop the camera loop
@@ -126,7 +125,7 @@ class Scanner:
         A picture larger than the lores stream is scaled down to it for the first passes, and the
         picture itself serves as the full-resolution main stream; see `split_image`.
         """
-        gray = _as_gray(image)
+        gray = as_gray(image)
         if gray is None:
             return []
         lores, main = split_image(gray)
@@ -135,6 +134,7 @@ class Scanner:
     def _read_zxing(self, gray: np.ndarray, main: np.ndarray | None) -> list[str]:
         reading = self._pipeline.read(gray, main)
         self.last_stage = reading.stage
+        self.last_located = [] if reading.codes else reading.located
         return [payload_text(code) for code in reading.codes]
 
     def _read_pyzbar(self, gray: np.ndarray, main: np.ndarray | None) -> list[str]:

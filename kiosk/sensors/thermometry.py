@@ -29,12 +29,24 @@ A state machine driven one reading at a time by `step()`, so tests walk it with 
   first good reading brings it back to ``absent``. A fault during ``measuring`` leaves a failed
   result, so the visitor is refused, never passed.
 
+Two fields guide the visitor while this goes on (the screen shows them):
+
+- ``progress`` (0..1): 0 when nothing is being measured; while measuring it grows as the stable
+  window fills and the readings in it converge on each other, and it never goes back within one
+  attempt (a mark that shrank would look like a fault). It stays short of 1 until the reading has
+  settled; ``settled`` is 1. A second attempt starts again from 0;
+- ``closer``: no wrist is present, yet the sensor has seen something clearly warmer than the room
+  for ``CLOSER_AFTER_S``: a wrist held too far away, filling only part of the sensor's view (the
+  rest is the room, so the reading lies between room and skin). Only while waiting for a wrist
+  (``absent``, or ``measuring`` with the wrist away before a second reading); never during a fault.
+
 Whether the temperature is a fever or too cold to be true is decided by `kiosk.decision`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import threading
 import time
@@ -57,6 +69,19 @@ Phase = Literal["absent", "measuring", "settled", "done", "fault"]
 _EPSILON_S = 1e-9
 # The fewest readings a settled window may hold (the config scheme guarantees the window has room).
 MIN_WINDOW_READINGS = 4
+# Progress stays at or below this until the reading has settled, so a full mark means a result.
+UNSETTLED_PROGRESS_MAX = 0.9
+# Convergence counts on a log scale from this many times the tolerance (0) down to the tolerance
+# (1): each halving of the scatter moves the mark by the same step, so it moves while a wrist is
+# still coming into view (degrees off) as well as in the last hundredths.
+PROGRESS_SPREAD_SPAN = 100.0
+# "Closer": warmer than the room by half the presence rise. A wrist too far away raises the reading
+# by part of what a wrist at the right distance does, and half is still far above the sensor's noise
+# (about 0.05 °C) for every allowed presence_rise_c; the floor keeps the smallest ones from making
+# the noise a prompt. It must last CLOSER_AFTER_S, so a wrist passing through on its way in or out
+# does not flash the prompt.
+CLOSER_MIN_RISE_C = 0.2
+CLOSER_AFTER_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,8 @@ class ThermometryState:
     ambient_c: float | None = None
     attempt: int = 1  # 2 while a raised first reading is measured again
     hold_still: bool = False  # measuring for longer than hold_still_after_s without settling
+    progress: float = 0.0  # 0..1 toward a settled reading; never decreases within an attempt
+    closer: bool = False  # something warm but not close enough: ask for the wrist nearer
 
 
 def interquartile_mean(values: Sequence[float]) -> float:
@@ -112,6 +139,7 @@ class Thermometry:
         self._window: deque[tuple[float, float, float]] = deque()
         self._first: TemperatureResult | None = None  # the raised first estimate while re-measuring
         self._away_since: float | None = None  # re-measuring, and the wrist was taken away at this time
+        self._warm_since: float | None = None  # since when something warm but not a wrist is in view
         self._last_attempt = float("-inf")
 
     def snapshot(self) -> ThermometryState:
@@ -128,7 +156,7 @@ class Thermometry:
             if state.phase == "settled":
                 wrist_there = self._present(state.object_c, state.ambient_c)
                 self._state = replace(
-                    state, phase="done" if wrist_there else "absent", result=None, since=self._clock()
+                    state, phase="done" if wrist_there else "absent", result=None, since=self._clock(), progress=0.0
                 )
             else:
                 self._state = replace(state, result=None)
@@ -143,6 +171,7 @@ class Thermometry:
             self._window.clear()
             self._first = None
             self._away_since = None
+            self._warm_since = None
             if self._state.phase == "fault":
                 self._state = replace(self._state, result=None)
             else:
@@ -202,6 +231,7 @@ class Thermometry:
         self._window.clear()
         self._first = None
         self._away_since = None
+        self._warm_since = None
         self._state = ThermometryState("fault", result=result, fault=cause, since=since)
 
     def _apply(self, sample: ThermoSample, now: float) -> None:
@@ -228,6 +258,21 @@ class Thermometry:
             self._state = replace(state, phase="absent", since=now)
         else:
             self._state = state
+        self._state = self._guide(self._state, sample, present, now)
+
+    def _guide(self, state: ThermometryState, sample: ThermoSample, present: bool, now: float) -> ThermometryState:
+        """Set ``closer`` from this reading, and ``progress`` where the phase alone decides it."""
+        waiting = state.phase == "absent" or (state.phase == "measuring" and not present)
+        rise = sample.object_c + self.section.offset_c - sample.ambient_c
+        if waiting and not present and rise >= max(self.section.presence_rise_c / 2, CLOSER_MIN_RISE_C):
+            if self._warm_since is None:
+                self._warm_since = now
+            closer = now - self._warm_since >= CLOSER_AFTER_S - _EPSILON_S
+        else:
+            self._warm_since = None
+            closer = False
+        progress = {"measuring": state.progress, "settled": 1.0}.get(state.phase, 0.0)
+        return replace(state, closer=closer, progress=progress)
 
     def _wrist_gone(self, state: ThermometryState, now: float) -> ThermometryState:
         if state.attempt == 1:
@@ -257,7 +302,22 @@ class Thermometry:
         hold_still = elapsed >= section.hold_still_after_s - _EPSILON_S
         if hold_still and not state.hold_still:
             log.info("reading not settled after %.1f s: asking the visitor to hold still", elapsed)
-        return replace(state, hold_still=hold_still)
+        progress = max(state.progress, self._progress(objects, elapsed))
+        return replace(state, hold_still=hold_still, progress=progress)
+
+    def _progress(self, objects: list[float], elapsed: float) -> float:
+        """How far the window is toward settling: how full it is, times how near its drift and
+        scatter are to the tolerance (log scale; 1 once within it); short of 1 until it has settled."""
+        if len(objects) < 2:
+            return 0.0
+        section = self.section
+        filled = min(1.0, elapsed / section.stable_window_s)
+        half = len(objects) // 2
+        drift = abs(statistics.fmean(objects[-half:]) - statistics.fmean(objects[:half]))
+        spread = max(drift, statistics.stdev(objects))
+        ratio = spread / section.stable_tolerance_c
+        converged = 1.0 if ratio <= 1.0 else max(0.0, 1.0 - math.log(ratio) / math.log(PROGRESS_SPREAD_SPAN))
+        return UNSETTLED_PROGRESS_MAX * filled * converged
 
     def _settle(self, state: ThermometryState, now: float, objects: list[float], elapsed: float) -> ThermometryState:
         section = self.section
@@ -275,7 +335,7 @@ class Thermometry:
                 "raised first reading %.1f °C (%s skin %.2f °C, room %.2f °C): measuring again",
                 self._first.celsius, model.site, skin_c, ambient_c,
             )
-            return replace(state, attempt=2, hold_still=False, since=now)
+            return replace(state, attempt=2, hold_still=False, since=now, progress=0.0)
         first = self._first
         readings = (first.celsius, body_c) if first is not None and first.celsius is not None else (body_c,)
         if first is not None:

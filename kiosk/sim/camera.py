@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from kiosk.errors import CameraError, KioskError
+from kiosk.errors import CameraError, UsageError
 from kiosk.sim import qrframes
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,12 @@ class ScenarioCamera:
     def show(self, payload: str, distortion_name: str | None = None) -> None:
         """Hold `payload` up as a QR code, shown as `distortion_name` (a qrframes preset) or a typical way.
 
-        Raises KioskError for an unknown distortion name or a payload too long for a QR code.
+        Raises UsageError for an unknown distortion name or a payload too long for a QR code.
         """
         try:
             distortion = qrframes.distortion(distortion_name) if distortion_name else qrframes.TYPICAL
         except KeyError as exc:
-            raise KioskError(exc.args[0]) from None
+            raise UsageError(exc.args[0]) from None
         with self._lock:
             seed = self._rng.getrandbits(64)
         try:
@@ -63,7 +63,7 @@ class ScenarioCamera:
                 payload, self.width, self.height, rng=random.Random(seed), distortion=distortion, scene=self._empty
             )
         except Exception as exc:  # segno's DataOverflowError and kin
-            raise KioskError(f"cannot show a QR code for this payload ({len(payload)} characters): {exc}") from exc
+            raise UsageError(f"cannot show a QR code for this payload ({len(payload)} characters): {exc}") from exc
         with self._lock:
             self._frame, self._sigma, self._payload = frame, sigma, payload
         log.debug("showing a code (%s)", distortion.name)

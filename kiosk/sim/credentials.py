@@ -14,7 +14,7 @@ import json
 import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import base45
 import cbor2
@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from kiosk.codes.offline import ANCHORS
 from kiosk.codes.trust import DccSigner, ShcIssuer, dcc_kid, jwk_thumbprint
 from kiosk.codes.trustlist import LIST_FORMAT, public_key_text, sign_list
 
@@ -61,6 +62,8 @@ def _raw_ecdsa(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
 
 class DccIssuer:
     """A DCC document signer: a self-signed certificate and the key that signs certificates."""
+
+    section = DccSigner.section  # its place in the trust list
 
     def __init__(
         self,
@@ -186,6 +189,8 @@ def _deflate(data: bytes) -> bytes:
 class ShcIssuerSim:
     """A SMART Health Card issuer: one ES256 key, its key set and its revocation list."""
 
+    section = ShcIssuer.section
+
     def __init__(self, iss: str = DEMO_SHC_ISSUER, key: ec.EllipticCurvePrivateKey | None = None):
         self.iss = iss
         self.key = key or derived_ec_key(f"demo SHC issuer {iss}")
@@ -267,22 +272,38 @@ class ShcIssuerSim:
         return [f"shc:/{i}/{len(chunks)}/{chunk}" for i, chunk in enumerate(chunks, start=1)]
 
 
-def trust_list_document(issued_at: datetime, dcc: Sequence[DccIssuer] = (), shc: Sequence[ShcIssuerSim] = ()) -> dict[str, Any]:
-    return {
+class SimIssuer(Protocol):
+    """A simulated issuer of any offline scheme, as the trust list names it."""
+
+    section: str
+
+    def trust_entry(self) -> dict[str, Any]: ...
+
+
+def trust_list_document(issued_at: datetime, dcc: Sequence[DccIssuer] = (), shc: Sequence[ShcIssuerSim] = (),
+                        others: Sequence[SimIssuer] = ()) -> dict[str, Any]:
+    """The trust list naming these issuers, each in its scheme's section (every scheme has one)."""
+    document: dict[str, Any] = {
         "format": LIST_FORMAT,
         "issued_at": issued_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "dcc": [issuer.trust_entry() for issuer in dcc],
-        "shc": [issuer.trust_entry() for issuer in shc],
+        **{anchor.section: [] for anchor in ANCHORS},
     }
+    issuers: list[SimIssuer] = [*dcc, *shc, *others]
+    for issuer in issuers:
+        document.setdefault(issuer.section, []).append(issuer.trust_entry())
+    return document
 
 
 class DemoCredentials:
-    """What the reference upstream vouches for: one DCC signer, one card issuer, the operator key."""
+    """What the reference upstream vouches for: one issuer of each offline scheme, the operator key."""
 
     def __init__(self) -> None:
         self.operator = demo_operator_key()
         self.dcc = DccIssuer()
         self.shc = ShcIssuerSim()
 
+    def issuers(self) -> list[SimIssuer]:
+        return [self.dcc, self.shc]
+
     def signed_trust_list(self, issued_at: datetime) -> bytes:
-        return sign_list(trust_list_document(issued_at, [self.dcc], [self.shc]), self.operator)
+        return sign_list(trust_list_document(issued_at, others=self.issuers()), self.operator)

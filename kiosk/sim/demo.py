@@ -105,7 +105,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def run_demo(visitors: int = len(SCRIPT), headless: bool = False, screenshots: Path | None = None,
              config_file: Path | None = None, seed: int = 7, data_dir: Path | None = None,
-             observe: Callable[[Kiosk, SimWorld], None] | None = None) -> dict[str, Any]:
+             observe: Callable[[Kiosk, SimWorld], None] | None = None, sound: Path | None = None) -> dict[str, Any]:
     if visitors < 1:
         raise ValueError("visitors must be at least 1")
     if headless:
@@ -134,6 +134,11 @@ def run_demo(visitors: int = len(SCRIPT), headless: bool = False, screenshots: P
             kiosk.screen_listeners.append(shots)
         if observe:
             observe(kiosk, world)
+        recording = None
+        if sound is not None:
+            from kiosk.sound.demo import SoundRecording
+
+            recording = SoundRecording(kiosk, Path(sound), workdir)  # what was played, as a WAV file
         kiosk.parts.extra_threads.append(director.run)
         started = time.monotonic()
         drained_by: list[float] = []
@@ -144,7 +149,9 @@ def run_demo(visitors: int = len(SCRIPT), headless: bool = False, screenshots: P
                 return False
             if not drained_by:
                 drained_by.append(time.monotonic() + DRAIN_TIMEOUT_S)
-            return parts.store.counts()["unsent"] == 0 or time.monotonic() > drained_by[0]
+            # ...and until the last words have been said, when they are recorded.
+            done = parts.store.counts()["unsent"] == 0 and (recording is None or recording.idle())
+            return done or time.monotonic() > drained_by[0]
 
         counts: dict[str, Any] = {}
         kiosk.run(until=finished, before_close=lambda: counts.update(parts.store.counts()))
@@ -168,6 +175,8 @@ def run_demo(visitors: int = len(SCRIPT), headless: bool = False, screenshots: P
         }
         if shots:
             summary["screenshots"] = shots.taken
+        if recording is not None:
+            summary["sound"] = recording.finish()
         if director.problem:
             summary["problem"] = director.problem
         return summary

@@ -45,10 +45,11 @@ import errno
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from kiosk.sensors.pec import crc8, read_word_pec, write_word_pec
 
-__all__ = ["MLX90614Chip", "SimI2C", "celsius_to_raw", "crc8"]
+__all__ = ["MLX90614Chip", "SimDevice", "SimI2C", "celsius_to_raw", "crc8"]
 
 # RAM (linearised temperatures)
 TA = 0x06
@@ -221,21 +222,37 @@ class MLX90614Chip:
         return bytes([lsb, msb, pec] + [0xFF] * max(0, count - 3))[:count]
 
 
+class SimDevice(Protocol):
+    """What `SimI2C` needs of an emulated chip (`MLX90614Chip` is one; another chip's twin is another)."""
+
+    address: int
+    plugged: bool
+
+    def acknowledge(self) -> None: ...
+
+    def i2c_write(self, data: bytes) -> None: ...
+
+    def i2c_read(self, count: int) -> bytes: ...
+
+
+_Device = TypeVar("_Device", bound=SimDevice)
+
+
 class SimI2C:
     """A stand-in for `busio.I2C`: routes transactions to the chips attached at their addresses."""
 
     def __init__(self) -> None:
-        self._devices: dict[int, MLX90614Chip] = {}
+        self._devices: dict[int, SimDevice] = {}
         self._lock = threading.Lock()
 
-    def attach(self, device: MLX90614Chip) -> MLX90614Chip:
+    def attach(self, device: _Device) -> _Device:
         self._devices[device.address] = device
         return device
 
     def detach(self, address: int) -> None:
         self._devices.pop(address, None)
 
-    def _device(self, address: int) -> MLX90614Chip:
+    def _device(self, address: int) -> SimDevice:
         if not self._lock.locked():
             raise RuntimeError("I2C bus used without try_lock()")
         device = self._devices.get(address)

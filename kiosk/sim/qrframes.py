@@ -77,7 +77,16 @@ DISTORTIONS: list[Distortion] = [
     Distortion("dim", brightness=(30.0, 45.0), contrast=(0.12, 0.2), noise=(3.0, 5.0)),
 ]
 
-_BY_NAME = {d.name: d for d in [*DISTORTIONS, TYPICAL]}
+# Codes shown so that they are often located but hard to read, each for one of the viewfinder's
+# hints (kiosk/sensors/reader.py): modules of about one pixel (too far away), blur of about half a
+# module (moving, or out of focus), a dim screen in a dark frame (little contrast under the noise).
+UNREADABLE: list[Distortion] = [
+    Distortion("too_far", scale=(0.095, 0.11), noise=(2.0, 3.0)),
+    Distortion("shaking", scale=(0.38, 0.42), blur=(2.5, 2.6), noise=(2.0, 3.0)),
+    Distortion("dim_screen", brightness=(22.0, 28.0), contrast=(0.045, 0.055), noise=(8.0, 9.0)),
+]
+
+_BY_NAME = {d.name: d for d in [*DISTORTIONS, *UNREADABLE, TYPICAL]}
 
 
 def distortion(name: str) -> Distortion:

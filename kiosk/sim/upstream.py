@@ -59,8 +59,8 @@ NDJSON = "application/x-ndjson"
 TRUST_LIST_RESIGN = timedelta(hours=1)
 
 
-class ServeError(KioskError):
-    """The reference upstream cannot listen (port taken, bad address)."""
+class ServeError(KioskError, OSError):
+    """The reference upstream cannot listen (port taken, bad address): an OSError, as binding is."""
 
 
 class _Reply(Exception):

@@ -12,7 +12,8 @@ from gpiozero.pins.mock import MockFactory
 
 from kiosk.config import Config
 from kiosk.sim.camera import ScenarioCamera
-from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
+from kiosk.sensors.thermometer import simulated_chip
+from kiosk.sim.mlx90614 import SimI2C
 from kiosk.sim.wrist import WristProfile
 
 ROOM_C = 22.0
@@ -21,7 +22,8 @@ ROOM_C = 22.0
 class SimWorld:
     def __init__(self, config: Config, seed: int = 1):
         self.wrist = WristProfile(ambient_c=ROOM_C, rng=random.Random(seed))
-        self.chip = MLX90614Chip(config.thermometer.i2c_address, ambient_c=ROOM_C, object_source=self.wrist)
+        # The emulated twin of the configured chip (thermometer.DRIVERS), at its configured address.
+        self.chip = simulated_chip(config.thermometer, ambient_c=ROOM_C, object_source=self.wrist)
         self.bus = SimI2C()
         self.bus.attach(self.chip)
         self.camera = ScenarioCamera(config.camera.width, config.camera.height, seed=seed)

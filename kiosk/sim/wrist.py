@@ -12,6 +12,10 @@ no wrist it reads the room. Two things shape the reading when a wrist arrives (o
 
 Every reading carries a little Gaussian noise, like the real sensor.
 
+A wrist held too far away (``approach(skin_c, distance_cm=...)``) fills only part of the sensor's
+view, and the rest is the room: the reading settles between the two (`view_filled`). The mix is
+taken as linear in °C, close enough to the radiance average between room and skin temperatures.
+
 The demo's scenario thread calls `approach` / `leave` while the sampling thread reads the
 temperature, so the state sits behind a lock. Clock and random generator are injectable, so tests
 step time by hand and get the same noise every run.
@@ -26,6 +30,22 @@ import time
 from collections.abc import Callable
 
 FACTORY_BANDWIDTH_HZ = 7.23
+# The MLX90614xAA (no lens, the usual breakout) sees a 90 degree cone; the wrist offers it a patch of
+# skin about 5 cm across. Held at 2.5 cm or nearer the skin fills the whole view.
+FIELD_OF_VIEW_DEG = 90.0
+WRIST_PATCH_CM = 5.0
+
+
+def view_filled(distance_cm: float, fov_deg: float = FIELD_OF_VIEW_DEG, patch_cm: float = WRIST_PATCH_CM) -> float:
+    """The share of the sensor's view a wrist fills at this distance (0..1].
+
+    The view at distance d is a disc of diameter 2 d tan(fov / 2); the wrist covers a disc of
+    `patch_cm` of it, so the share falls with the square of the distance once the view is wider.
+    """
+    if distance_cm <= 0:
+        return 1.0
+    view_cm = 2.0 * distance_cm * math.tan(math.radians(fov_deg / 2.0))
+    return min(1.0, (patch_cm / view_cm) ** 2)
 
 
 def tau_for_bandwidth(bandwidth_hz: float) -> float:
@@ -63,6 +83,7 @@ class WristProfile:
         # Since `_since`, the view ramps from `_from_c` to `_skin_c` (the room if None) and the
         # filtered reading starts at `_start_c`.
         self._skin_c: float | None = None
+        self._filled = 1.0  # share of the view the wrist fills
         self._from_c = ambient_c
         self._start_c = ambient_c
         self._since = clock()
@@ -73,13 +94,19 @@ class WristProfile:
         with self._lock:
             return self._skin_c is not None
 
-    def approach(self, skin_c: float, at: float | None = None) -> None:
-        """A wrist with surface temperature `skin_c` arrives at clock time `at` (default: now)."""
-        self._retarget(skin_c, at)
+    def approach(self, skin_c: float, at: float | None = None, *, distance_cm: float | None = None) -> None:
+        """A wrist with surface temperature `skin_c` arrives at clock time `at` (default: now).
+
+        `distance_cm`: held that far from the sensor (`view_filled`); None is the right distance, the
+        skin filling the view. Calling it again moves the same wrist (nearer, or further away).
+        """
+        if distance_cm is not None and distance_cm < 0:
+            raise ValueError(f"distance_cm must not be negative, got {distance_cm}")
+        self._retarget(skin_c, at, 1.0 if distance_cm is None else view_filled(distance_cm))
 
     def leave(self, at: float | None = None) -> None:
         """The wrist goes away at clock time `at` (default: now); the reading falls to the room."""
-        self._retarget(None, at)
+        self._retarget(None, at, 1.0)
 
     def temperature(self, now: float | None = None) -> float:
         """The object temperature in °C at clock time `now` (default: now), noise included."""
@@ -91,16 +118,19 @@ class WristProfile:
         """So the profile can be handed to `MLX90614Chip` as its object source."""
         return self.temperature()
 
-    def _retarget(self, skin_c: float | None, at: float | None) -> None:
+    def _retarget(self, skin_c: float | None, at: float | None, filled: float) -> None:
         with self._lock:
             at = self._clock() if at is None else at
             # Start from wherever the view and the reading are, e.g. half way in.
             self._from_c, self._start_c = self._view(at), self._ideal(at)
             self._skin_c = skin_c
+            self._filled = filled
             self._since = at
 
     def _target(self) -> float:
-        return self.ambient_c if self._skin_c is None else self._skin_c
+        if self._skin_c is None:
+            return self.ambient_c
+        return self.ambient_c + (self._skin_c - self.ambient_c) * self._filled
 
     def _view(self, now: float) -> float:
         """What is in front of the sensor, before its filter."""

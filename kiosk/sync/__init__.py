@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kiosk.codes.clock import ClockCheck
     from kiosk.config import Config
     from kiosk.sync.store import EventStore
     from kiosk.sync.uploader import Uploader
@@ -21,22 +22,24 @@ def open_sync(
     config: "Config",
     *,
     free: Callable[[Path], int] | None = None,
-    synchronised: Callable[[], bool | None] | None = None,
+    synchronised: "ClockCheck | Callable[[], bool | None] | None" = None,
     utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
 ) -> tuple["EventStore", "Uploader"]:
-    """The event store and its uploader for this config (``free`` and ``synchronised`` replace
-    the disk-space and clock readings in tests)."""
+    """The event store and its uploader for this config (``free`` replaces the disk-space reading
+    in tests). Events are stamped from the clock check the code verifier uses too
+    (``codes.clock_check``); ``synchronised`` gives another check, or a bare reading in tests."""
     # Imported here so that reading the log (kiosk status, export) does not load the HTTP stack.
+    from kiosk.codes.clock import system_clock_check
     from kiosk.events import utc_iso
     from kiosk.sync.client import UpstreamClient
-    from kiosk.sync.clock import ClockWatch, clock_synchronised
+    from kiosk.sync.clock import ClockWatch
     from kiosk.sync.disk import DiskGuard, free_bytes
     from kiosk.sync.store import EventStore
     from kiosk.sync.uploader import Uploader
 
     upstream = config.upstream
-    watch = ClockWatch(config.kiosk.id, config.kiosk.site_id, synchronised=synchronised or clock_synchronised,
-                       utcnow=utcnow)
+    clock = synchronised if synchronised is not None else system_clock_check(config.codes.clock_check)
+    watch = ClockWatch(config.kiosk.id, config.kiosk.site_id, synchronised=clock, utcnow=utcnow)
     watch.check()  # so the first events already carry the clock's state
     store = EventStore(config.store_path, stamp=watch.stamp, urgent_reasons=upstream.urgent_reasons)
     guard = DiskGuard(store, config.kiosk.id, config.kiosk.site_id, upstream.min_free_mb * 1_000_000,

@@ -1,11 +1,11 @@
 """The upstream HTTP API as the kiosk sees it: POST a batch of events to the collector.
 
 The wire format is described in docs/upload-protocol.md. One call is one request: retrying is the
-uploader's job, and it is safe because the collector ignores event ids it already has. One deadline
-of ``upstream.timeout_s`` bounds each whole request, sending the batch and reading the answer
-included (``kiosk.deadline``), and the answer is capped at ``MAX_ANSWER_BYTES``; HTTPS
-certificates are always verified (against ``upstream.ca_bundle`` when set). The bearer token goes only into the Authorization header: it is
-never logged and never part of an error.
+uploader's job, and it is safe because the collector ignores event ids it already has. The request
+is ``kiosk.http.request``: one deadline of ``upstream.timeout_s`` over the whole of it, sending the
+batch and reading the answer included, and an answer of at most ``MAX_ANSWER_BYTES``, cut off while
+it arrives. HTTPS certificates are always verified (against ``upstream.ca_bundle`` when set). The
+bearer token goes only into the Authorization header: it is never logged and never part of an error.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,9 +22,9 @@ from typing import Any
 import requests
 
 from kiosk.config import UpstreamSection
-from kiosk.deadline import AnswerTooLarge, DeadlineExceeded, bounded_request, guard_session
-from kiosk.errors import KioskError
+from kiosk.errors import UploadError
 from kiosk.events import Event
+from kiosk.http import NetworkError, guard_session, request
 from kiosk.sync.retry import parse_retry_after
 from kiosk.sync.store import batch_key
 
@@ -49,22 +48,6 @@ class Rejection:
     reason: str
 
 
-class UploadError(KioskError):
-    """A batch did not reach the collector.
-
-    ``status`` is the HTTP status when there was an answer; ``retry_after_s`` the collector's
-    Retry-After (429 and 503 only); ``rejected`` the events it refused by name.
-    """
-
-    def __init__(self, cause: str, status: int | None = None, retry_after_s: float | None = None,
-                 rejected: tuple[Rejection, ...] = ()):
-        self.cause = cause
-        self.status = status
-        self.retry_after_s = retry_after_s
-        self.rejected = rejected
-        super().__init__(cause)
-
-
 @dataclass(frozen=True)
 class Receipt:
     """The collector's 2xx answer: how many events were new and how many it already had."""
@@ -77,29 +60,6 @@ class Receipt:
 def encode_batch(events: list[Event]) -> bytes:
     """The NDJSON body: one event's JSON per line, each line ending in a newline."""
     return "".join(event.to_json() + "\n" for event in events).encode("utf-8")
-
-
-def _network_cause(exc: Exception, timeout_s: float) -> str:
-    """A one-line reason instead of urllib3's nested repr (which repeats the whole URL twice)."""
-    if isinstance(exc, DeadlineExceeded):
-        return f"no complete answer within {timeout_s:g} s"
-    if isinstance(exc, AnswerTooLarge):
-        return f"answer larger than {exc.limit} bytes"
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        found = re.search(r"(certificate verify failed: [^(')\"]+|wrong version number|[A-Z_]+_ERROR)", text)
-        return "TLS failed: " + (found.group(1).strip() if found else "handshake error")
-    if isinstance(exc, requests.Timeout):
-        return f"no answer within {timeout_s:g} s"
-    if "Read timed out" in text:  # a body that stopped arriving is reported as a connection error
-        return f"answer stopped arriving (no data for {timeout_s:g} s)"
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if found:
-        return found.group(1).strip()
-    for known in ("RemoteDisconnected", "Connection aborted", "IncompleteRead", "ProtocolError"):
-        if known in text:
-            return "connection closed before the answer was complete"
-    return type(exc).__name__
 
 
 def _answer_json(body: bytes) -> Any:
@@ -167,12 +127,11 @@ class UpstreamClient:
         token = self._section.token.get_secret_value()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        timeout = self._section.timeout_s
         try:
-            answer = bounded_request(self._session, "POST", self.url, seconds=timeout, max_bytes=MAX_ANSWER_BYTES,
-                                     data=body, headers=headers, verify=self._verify)
-        except (requests.RequestException, DeadlineExceeded, AnswerTooLarge) as exc:
-            raise UploadError(f"collector unreachable: {_network_cause(exc, timeout)}") from None
+            answer = request(self._session, "POST", self.url, seconds=self._section.timeout_s,
+                             max_bytes=MAX_ANSWER_BYTES, data=body, headers=headers, verify=self._verify)
+        except NetworkError as exc:
+            raise UploadError(f"collector: {exc}") from None
         data = _answer_json(answer.body)
         if 200 <= answer.status < 300:
             logger.debug("sent batch %s (%d bytes) to %s", key, len(body), self.url)

@@ -6,16 +6,16 @@ When the clock becomes synchronised, a "clock" record (wall time, seconds since 
 upstream: the collector can then correct every unsynchronised event of that boot as
 ``record.time - (record.uptime_s - event.uptime_s)``, and order everything by ``seq``.
 
-The kernel knows whether NTP disciplined the clock (``adjtimex``, read by
-``kiosk.codes.clock.kernel_synchronised``; the same source ``timedatectl``'s NTPSynchronized
-reads); where that is not available, ``timedatectl`` is asked; where neither works the state is
-unknown (None), never assumed good.
+Whether the clock is synchronised is the one check the code verifier uses too
+(``kiosk.codes.clock.ClockCheck``, configured by ``codes.clock_check``): events are stamped with
+its latest reading, so an event never says ``clock_synced: true`` while a certificate is refused
+as ``clock_unsynchronised``, nor the other way round. A state no source can tell is unknown (None),
+never assumed good.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -23,32 +23,12 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kiosk.codes.clock import kernel_synchronised
+from kiosk.codes.clock import ClockCheck, system_clock_check
 from kiosk.events import Event, utc_iso
 
 logger = logging.getLogger(__name__)
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
-
-
-def _timedatectl_synchronised() -> bool | None:
-    try:
-        answer = subprocess.run(
-            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-            capture_output=True, text=True, timeout=3, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    value = answer.stdout.strip()
-    if answer.returncode != 0 or value not in ("yes", "no"):
-        return None
-    return value == "yes"
-
-
-def clock_synchronised() -> bool | None:
-    """True when the system clock is NTP-synchronised, False when it is not, None when unknown."""
-    state = kernel_synchronised()
-    return state if state is not None else _timedatectl_synchronised()
 
 
 def uptime_s() -> float:
@@ -72,22 +52,29 @@ def _utcnow() -> datetime:
 class ClockWatch:
     """Stamps events with the clock's state and notices when the clock becomes synchronised.
 
-    ``stamp`` runs on the decision path, so it only reads what ``check`` (the upload thread, about
-    once a minute) last found; asking the kernel or timedatectl there would slow every decision.
+    ``stamp`` runs on the decision path, so it asks no source: it takes the clock check's latest
+    reading, from ``check`` (the upload thread, about once a minute) or from the code verifier
+    (which reads it for every offline certificate), whichever came last.
+
+    ``synchronised`` is the clock check (by default the system's, ``auto``), or in tests a bare
+    reading of True, False or None.
     """
 
     def __init__(
         self,
         kiosk_id: str,
         site_id: str,
-        synchronised: Callable[[], bool | None] = clock_synchronised,
+        synchronised: ClockCheck | Callable[[], bool | None] | None = None,
         uptime: Callable[[], float] = uptime_s,
         boot: Callable[[], str | None] = boot_id,
         utcnow: Callable[[], datetime] = _utcnow,
     ):
         self._kiosk_id = kiosk_id
         self._site_id = site_id
-        self._synchronised = synchronised
+        if synchronised is None:
+            synchronised = system_clock_check()
+        self._check = synchronised if isinstance(synchronised, ClockCheck) else None
+        self._synchronised = synchronised.state if isinstance(synchronised, ClockCheck) else synchronised
         self._uptime = uptime
         self._utcnow = utcnow
         self._lock = threading.Lock()
@@ -99,7 +86,7 @@ class ClockWatch:
     def stamp(self, event: Event) -> Event:
         """The event with the clock fields filled in (fields already set are kept)."""
         with self._lock:
-            synced = self.synced
+            synced = self.synced if self._check is None else self._check.last
         return replace(
             event,
             clock_synced=event.clock_synced if event.clock_synced is not None else synced,

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.datadir import make_private_dir, private_database
-from kiosk.errors import KioskError
+from kiosk.errors import StoreError
 from kiosk.events import Event, utc_iso
 
 logger = logging.getLogger(__name__)
@@ -127,15 +127,6 @@ FROM (
     )
 );
 """
-
-
-class StoreError(KioskError):
-    """The event log cannot be opened, read or written; ``path`` names the file."""
-
-    def __init__(self, path: Path, problem: str):
-        self.path = path
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 def batch_key(ids: Iterable[str]) -> str:

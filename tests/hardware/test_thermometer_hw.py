@@ -1,6 +1,6 @@
 """Smoke test on a real Raspberry Pi with an MLX90614 wired to I2C bus 1 at address 0x5A.
 
-Skipped everywhere else. On the Pi (sensor wired as in kiosk/sensors/thermometer.py):
+Skipped everywhere else. On the Pi (sensor wired as in kiosk/sensors/mlx90614.py):
 
     .venv/bin/pytest -q tests/hardware -m hardware
 
@@ -37,9 +37,9 @@ def thermometer():  # type: ignore[no-untyped-def]
         bus.unlock()
     if not present:
         pytest.skip(f"no device answers at 0x{ADDRESS:02X} on /dev/i2c-1")
-    from kiosk.sensors.thermometer import Thermometer
+    from kiosk.sensors.mlx90614 import MLX90614
 
-    return Thermometer(bus, ADDRESS)
+    return MLX90614(bus, ADDRESS)
 
 
 def test_reads_plausible_temperatures_with_valid_pec(thermometer) -> None:  # type: ignore[no-untyped-def]
