@@ -26,6 +26,7 @@ EPILOG = """examples:
   kiosk verify --at 2021-06-01T12:00:00Z --trust-cert signer.pem 'HC1:6BFOXN...'
   kiosk upstream --port 8470
   kiosk status --json
+  kiosk parked --requeue
   kiosk run --config /etc/kiosk/config.toml
 """
 
@@ -182,6 +183,12 @@ def cmd_sound(args: argparse.Namespace) -> int:
     return run_render(_config_or_exit(args.config), args.check)
 
 
+def cmd_parked(args: argparse.Namespace) -> int:
+    from kiosk.parked import run_parked
+
+    return run_parked(_config_or_exit(args.config), args.requeue, sys.stdout)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from kiosk.calibration import run
 
@@ -250,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
                   "sudo systemctl stop kiosk && sudo -u kiosk sh -c 'cd /var/lib/kiosk && exec kiosk selftest'; sudo systemctl start kiosk")
     sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"config file (default {DEFAULT_CONFIG_PATH})")
     sub.add_argument("--json", action="store_true", help="one JSON list instead of the table")
+
+    sub = command("parked", cmd_parked, "list the events the collector refused (with its reason); "
+                  "--requeue queues them for upload again once the collector is fixed",
+                  "sudo -u kiosk kiosk parked --requeue --config /etc/kiosk/config.toml")
+    sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    sub.add_argument("--requeue", action="store_true", help="put every parked event back in the upload queue")
 
     sub = command("export", cmd_export, "write the event log (or a time range of it) as CSV or JSON lines to stdout",
                   "kiosk export --since 2026-11-26 --until 2026-11-27 --format csv > events.csv")
