@@ -580,8 +580,11 @@ class Screen:
             for i, line in enumerate(wrap(item.text, font, width)):
                 gap = round(font.get_linesize() * item.gap) if i == 0 else 0
                 out.append((line, size, item, gap))
-                total += gap + font.get_linesize()
-                widest = max(widest, font.size(line)[0])
+                # The rendered line's own size: what the drawing advances by (a pixel more than
+                # the font's line size for some sizes, which adds up over a long body).
+                line_width, line_height = font.size(line)
+                total += gap + line_height
+                widest = max(widest, line_width)
         return out, total, widest
 
     def _fit(
@@ -735,7 +738,8 @@ class Screen:
         rule_y = header_height + round(4 * scale)
         pygame.draw.line(self.surface, page.accent, (margin, rule_y), (width - margin, rule_y), max(2, round(3 * scale)))
 
-        cancel = pygame.Rect(margin, 0, round(250 * scale), round(80 * scale))
+        # Large text: a taller row for Cancel and the words beside it.
+        cancel = pygame.Rect(margin, 0, round(250 * scale), round(80 * scale * self._text_scale))
         cancel.bottom = height - margin
         self._button("cancel", cancel, texts.label("cancel", self.language), BUTTON_STYLES["cancel"], 36, scale)
         # What happens next, beside Cancel.
@@ -747,7 +751,7 @@ class Screen:
         area = pygame.Rect(margin, rule_y + gap, width - 2 * margin, 0)
         area.height = cancel.y - gap - area.y
         count = len(state.choices)
-        columns = 1 if count <= 3 else 2
+        columns = 1 if count <= 3 else 2 if count <= 6 else 3  # rows of buttons no lower than a fingertip
         rows = max(1, -(-count // columns))
         button_h = min(round(104 * scale), (area.height - (rows - 1) * gap) // rows)
         button_w = min(round(520 * scale), (area.width - (columns - 1) * gap) // columns)

@@ -72,7 +72,7 @@ LINES: dict[str, dict[str, tuple[str, ...]]] = {
     "family_searching": {"zh": ("请稍候",), "en": ("Please wait",)},
     "family_choose": {
         "zh": ("然后核验健康码，测量体温",),
-        "en": ("Then your code is checked and your temperature taken",),
+        "en": ("Next: code check and temperature",),
     },
     # Shown only if a family lookup message arrives without its key.
     "family_message": {"zh": ("请联系工作人员",), "en": ("Please see staff",)},

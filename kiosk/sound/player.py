@@ -36,6 +36,7 @@ FREQUENCY, SIZE, CHANNELS = tones.RATE, -16, 2
 BUFFER = 1024  # frames: 46 ms at 22050 Hz
 RETRY_OPEN_S = 60.0
 GAP_S = 0.12  # between two parts of one utterance
+PAUSE_S = 0.3  # between two utterances: they do not run into each other
 POLL_S = 0.02
 
 
@@ -74,6 +75,7 @@ class Player:
         self._idle.set()
         self._mixer: Any = None  # the pygame.mixer module, once the device is open
         self._failed_at: float | None = None
+        self._ended_at = float("-inf")
         self._logged: set[str] = set()
         self._tones: dict[str, Any] = {}
         self._clip_sounds: dict[Path, tuple[int | None, Any]] = {}
@@ -204,6 +206,14 @@ class Player:
         assert mixer is not None
         channel = mixer.Channel(0)
         channel.set_volume(1.0)
+        if stop.wait(max(0.0, self._ended_at + PAUSE_S - self._clock())) or self._cut_off():
+            return
+        try:
+            self._speak(utterance, channel, stop)
+        finally:
+            self._ended_at = self._clock()
+
+    def _speak(self, utterance: Utterance, channel: Any, stop: threading.Event) -> None:
         first = True
         heard = False
         for part in utterance.parts:
