@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import requests
 
 from kiosk.config import Config
 from kiosk.display.lights import Lights
 from kiosk.errors import KioskError
+from kiosk.http import AnswerTooLarge, NetworkError, guard_session, request
 from kiosk.sensors.camera import open_camera
 from kiosk.sensors.thermometer import Thermometer, is_simulated, open_thermometer
 
@@ -28,6 +28,8 @@ BRIGHTNESS_RANGE = (15.0, 240.0)
 # Variance of the Laplacian below this: the picture is a blur (out of focus, fogged window).
 MIN_SHARPNESS = 20.0
 FRAME_ATTEMPTS = 20
+# A reachability probe only needs the status line; a page longer than this is not read.
+PROBE_ANSWER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,16 @@ def check_camera(config: Config, world: "SimWorld | None") -> Check:
 
 def check_reachable(name: str, url: str, timeout_s: float, ca_bundle: str | None = None) -> Check:
     def probe() -> Check:
+        session = guard_session()
         try:
-            answer = requests.get(url, timeout=timeout_s, verify=ca_bundle or True, allow_redirects=False)
-        except requests.RequestException as exc:
-            return Check(name, False, f"{url}: unreachable ({type(exc).__name__})")
+            answer = request(session, "GET", url, seconds=timeout_s, max_bytes=PROBE_ANSWER_BYTES,
+                             verify=ca_bundle or True)
+        except AnswerTooLarge:  # a long page: still a server that answers
+            return Check(name, True, f"{url}: answered (more than {PROBE_ANSWER_BYTES} bytes)")
+        except NetworkError as exc:
+            return Check(name, False, f"{url}: unreachable ({exc})")
+        finally:
+            session.close()
         # Any answer below 500 means the server is there (a GET on a POST endpoint may be refused).
         ok = answer.status_code < 500
         return Check(name, ok, f"{url}: HTTP {answer.status_code}")

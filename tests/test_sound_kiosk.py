@@ -56,7 +56,8 @@ def test_pass_and_refuse_sound_different(tmp_path):
 
 @needs_espeak
 def test_the_verdict_and_the_reason_are_spoken_in_both_languages(tmp_path):
-    summary, signal, rate = demo_with_sound(tmp_path, '[kiosk]\nlanguage = "both"\n')
+    # Time for the whole PASS to be said before the next visitor's verdict (which would cut it off).
+    summary, signal, rate = demo_with_sound(tmp_path, '[kiosk]\nlanguage = "both"\nverdict_s = 5.0\n')
     clips = Path(summary["data_dir"]) / "kiosk" / "sound"
 
     def heard_at(name: str) -> float | None:

@@ -19,9 +19,12 @@ import os
 import shutil
 import subprocess
 import time
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from kiosk.config import Config, SoundSection
 from kiosk.datadir import FILE_MODE, make_private_dir, open_private
@@ -37,6 +40,9 @@ ESPEAK = "espeak-ng"
 # Mandarin pace; English a little slower than espeak-ng's 175, for a noisy entrance.
 RATES = {"zh": 220, "en": 160}
 RENDER_TIMEOUT_S = 60.0
+# espeak-ng ends each clip with up to 0.35 s of silence; trimmed to this, so the parts of a prompt
+# follow each other at the player's own pace. Part of every clip's fingerprint: a change re-renders.
+EDGE_S = {"lead": 0.02, "tail": 0.05}
 
 
 class RenderError(KioskError):
@@ -66,7 +72,7 @@ class ClipSpec:
         return f"{self.key}.{self.language}.wav"
 
     def fingerprint(self, engine: str) -> str:
-        return hashlib.sha256(json.dumps([engine, self.voice, self.rate, self.text]).encode()).hexdigest()
+        return hashlib.sha256(json.dumps([engine, self.voice, self.rate, self.text, EDGE_S]).encode()).hexdigest()
 
     def entry(self, engine: str) -> dict[str, object]:
         return {"key": self.key, "language": self.language, "text": self.text, "voice": self.voice,
@@ -135,6 +141,26 @@ class RenderReport:
         return not self.rendered and not self.removed and not self.failed
 
 
+def _trim(path: Path) -> None:
+    """Cut the silence before and after the words of a 16-bit mono WAV file, in place."""
+    with wave.open(str(path), "rb") as source:
+        params = source.getparams()
+        samples = np.frombuffer(source.readframes(params.nframes), dtype="<i2")
+    if params.sampwidth != 2 or params.nchannels != 1:
+        return
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 64)  # -54 dBFS: espeak-ng's silence is 0
+    if len(loud) == 0:
+        return
+    rate = params.framerate
+    start = max(0, loud[0] - int(EDGE_S["lead"] * rate))
+    end = min(len(samples), loud[-1] + 1 + int(EDGE_S["tail"] * rate))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples[start:end].tobytes())
+
+
 def _render_one(program: str, spec: ClipSpec, folder: Path) -> None:
     target = folder / spec.name
     partial = folder / f".{spec.name}.partial"
@@ -150,6 +176,7 @@ def _render_one(program: str, spec: ClipSpec, folder: Path) -> None:
         partial.unlink(missing_ok=True)
         problem = result.stderr.decode("utf-8", "replace").strip() or f"exit status {result.returncode}"
         raise RenderError(f"{spec.name} (voice {spec.voice!r}): {problem}")
+    _trim(partial)
     os.chmod(partial, FILE_MODE)
     os.replace(partial, target)
 

@@ -60,7 +60,7 @@ def bursts(signal: np.ndarray, rate: int, threshold: float = 0.01, gap_s: float 
     rms = np.sqrt(np.mean(signal[: count * window].reshape(count, window) ** 2, axis=1))
     loud = np.flatnonzero(rms > threshold)
     found: list[tuple[int, int]] = []
-    for index in loud:
+    for index in loud.tolist():
         start, end = index * window, (index + 1) * window
         if found and start - found[-1][1] <= gap_s * rate:
             found[-1] = (found[-1][0], end)
