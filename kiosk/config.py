@@ -401,7 +401,7 @@ _CLOCK_RANGE = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d"
 
 
 class SoundSection(Section):
-    """Tones and spoken prompts (kiosk.sound); every key is re-read at each prompt."""
+    """Tones and spoken prompts (kiosk.sound), read from the running config at each prompt."""
 
     enabled: bool = True
     volume: Annotated[float, Field(ge=0, le=1)] = 0.8

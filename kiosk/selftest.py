@@ -117,8 +117,8 @@ def check_reachable(name: str, url: str, timeout_s: float, ca_bundle: str | None
         finally:
             session.close()
         # Any answer below 500 means the server is there (a GET on a POST endpoint may be refused).
-        ok = answer.status_code < 500
-        return Check(name, ok, f"{url}: HTTP {answer.status_code}")
+        ok = answer.status < 500
+        return Check(name, ok, f"{url}: HTTP {answer.status}")
     return _guard(name, probe)
 
 

@@ -13,6 +13,7 @@ from kiosk.parts import build_parts
 from kiosk.sim.demo import demo_config
 from kiosk.sim.upstream import ReferenceUpstream
 from kiosk.sim.world import SimWorld
+from kit import wait_until
 
 
 class Scene:
@@ -26,11 +27,8 @@ class Scene:
         kiosk.screen_listeners.append(self.screens.append)
 
     def wait(self, condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; kiosk is {self.kiosk.phase!r}")
-            time.sleep(0.01)
+        if not wait_until(condition, timeout):
+            raise AssertionError(f"timed out waiting for {what}; kiosk is {self.kiosk.phase!r}")
 
     def code(self, colour: str = "green", person: int = 0) -> str:
         population = self.upstream.population

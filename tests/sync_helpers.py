@@ -1,16 +1,18 @@
-"""Shared by the event-log and upload tests: realistic events, a settable clock, waiting."""
+"""Shared by the event-log and upload tests: realistic events, loopback ports and certificates
+(the clock and `wait_for` come from kit.py)."""
 
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kit import T0, FixedClock, wait_until
+
 from kiosk.events import Event, utc_iso
 
-T0 = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
+wait_for = wait_until  # the name the upload tests use
+__all__ = ["T0", "FixedClock", "wait_for", "make_event", "routine", "urgent", "closed_port", "self_signed_cert"]
 
 
 def make_event(n: int, decision: str = "PASS", reasons: tuple[str, ...] = (), **fields: object) -> Event:
@@ -37,25 +39,6 @@ def routine(n: int) -> Event:
 
 def urgent(n: int, reason: str = "yellow_code") -> Event:
     return make_event(n, "REFUSE", (reason,), code_colour="yellow" if reason == "yellow_code" else "green")
-
-
-class FixedClock:
-    """A UTC clock the test moves by hand."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def closed_port() -> int:

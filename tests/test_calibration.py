@@ -28,17 +28,7 @@ from kiosk.config import SHIPPED_CONFIG, Config, ConfigError, load
 from kiosk.errors import KioskError, SensorError
 from kiosk.sensors.mlx90614 import MLX90614
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from kit import FakeClock
 
 
 class Blackbody:

@@ -26,7 +26,7 @@ from pathlib import Path
 from kiosk.config import parse
 from kiosk.sim.upstream import Fault, ReferenceUpstream
 from kiosk.sync import open_sync
-from sync_helpers import wait_for
+from kit import wait_until
 
 CHILD = Path(__file__).with_name("crash_child.py")
 KILLS = 60
@@ -103,7 +103,7 @@ def test_sigkill_at_random_moments_loses_nothing_shown_and_duplicates_nothing(tm
                         "upstream": {"url": upstream.url, "batch_size": 500}})
         store, uploader = open_sync(config)
         try:
-            assert wait_for(lambda: uploader.drain_once() >= 0 and store.counts()["unsent"] == 0, timeout=30)
+            assert wait_until(lambda: uploader.drain_once() >= 0 and store.counts()["unsent"] == 0, timeout=30)
         finally:
             store.close()
         received = Counter(event["id"] for event in upstream.collector.events())

@@ -23,6 +23,7 @@ from kiosk.config import Config, PlatformSection, merged
 from kiosk.errors import ConfigError
 from kiosk.sim.population import Population
 from kiosk.sim.upstream import Fault, ReferenceUpstream
+from kit import FakeClock
 
 NOW = datetime(2026, 11, 26, 9, 30, 27, tzinfo=timezone.utc)
 MOTHER_OF_P01 = "13800138001"  # p01's phone: linked to p11's printed proxy code
@@ -33,27 +34,15 @@ TOKEN = "platform-token-7d1e"
 SLACK_S = 0.5
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def upstream(tmp_path) -> Iterator[ReferenceUpstream]:
-    server = ReferenceUpstream(
-        data_dir=tmp_path, platform_token=TOKEN, population=Population(clock=lambda: NOW)
-    ).start()
-    yield server
-    server.close()
+def upstream_options() -> dict:
+    return {"platform_token": TOKEN, "population": Population(clock=lambda: NOW)}
 
 
-def lookup_for(url: str, limit: int = 100, clock: Clock | None = None, token: str = TOKEN,
+def lookup_for(url: str, limit: int = 100, clock: FakeClock | None = None, token: str = TOKEN,
                timeout_s: float = 1.0) -> FamilyLookup:
     section = PlatformSection(url=url, token=SecretStr(token), timeout_s=timeout_s)
-    clock = clock or Clock()
+    clock = clock or FakeClock(1000.0)
     return FamilyLookup(section, SlidingWindow(limit, 600.0, clock))
 
 
@@ -102,7 +91,7 @@ def test_numbers_that_are_not_phone_numbers_are_not_sent(upstream: ReferenceUpst
 
 
 def test_rate_limit_refuses_without_asking_the_platform(upstream: ReferenceUpstream) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     family = lookup_for(f"{upstream.url}/platform", limit=3, clock=clock)
     outcomes = []
     for phone in (NOBODY, NO_PROXIES, MOTHER_OF_P01):  # at 1000, 1010 and 1020 s
@@ -127,7 +116,7 @@ def test_failed_lookups_count_against_the_limit(tmp_path) -> None:
 
 
 def test_sliding_window() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     window = SlidingWindow(2, 10.0, clock)
     assert window.try_acquire() and window.retry_in() == 0.0
     clock.now += 4
@@ -256,7 +245,7 @@ def test_a_well_formed_stub_answer_is_accepted(stub: Stub) -> None:
 
 
 def test_the_phone_number_is_never_logged(upstream: ReferenceUpstream, caplog) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     with caplog.at_level(logging.DEBUG):
         family = lookup_for(f"{upstream.url}/platform", limit=3, clock=clock)
         outcomes = [family.lookup(MOTHER_OF_P01).outcome, family.lookup(NOBODY).outcome,

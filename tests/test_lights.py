@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,10 @@ from kiosk.config import LightsSection
 from kiosk.display import lights as lights_module
 from kiosk.display.lights import REFUSE_BEEPS, Lights, open_pin_factory
 from kiosk.errors import KioskError
+from kit import wait_until
 
 GREEN, RED, BUZZER, RELAY = 17, 27, 22, 23
 PULSE_S = 0.1
-
-
-def wait_for(condition: Callable[[], bool], limit_s: float = 3.0) -> bool:
-    """Poll until the condition holds; the limit only keeps a broken build from hanging the suite."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 def history(factory: MockFactory, pin: int) -> list[bool]:
@@ -74,8 +63,8 @@ def test_pass_lights_green_beeps_once_and_pulses_the_gate(make_lights):
     lights.show_pass()
     assert level(lights, GREEN) and not level(lights, RED)
     # The relay closes, then opens again by itself after relay_pulse_s; one short beep.
-    assert wait_for(lambda: history(factory, RELAY) == [False, True, False])
-    assert wait_for(lambda: history(factory, BUZZER) == [False, True, False])
+    assert wait_until(lambda: history(factory, RELAY) == [False, True, False])
+    assert wait_until(lambda: history(factory, BUZZER) == [False, True, False])
     assert level(lights, GREEN), "green stays on after the pulse"
 
 
@@ -84,7 +73,7 @@ def test_refuse_lights_red_beeps_three_times_and_keeps_the_gate_shut(make_lights
     factory = lights.pin_factory
     lights.show_refuse()
     assert level(lights, RED) and not level(lights, GREEN)
-    assert wait_for(lambda: rising_edges(factory, BUZZER) == REFUSE_BEEPS and not level(lights, BUZZER))
+    assert wait_until(lambda: rising_edges(factory, BUZZER) == REFUSE_BEEPS and not level(lights, BUZZER))
     assert history(factory, RELAY) == [False]
 
 
@@ -92,7 +81,7 @@ def test_out_of_service_blinks_red_silently_with_the_gate_shut(make_lights):
     lights = make_lights()
     factory = lights.pin_factory
     lights.show_out_of_service()
-    assert wait_for(lambda: history(factory, RED)[:3] == [False, True, False])  # on, then off again by itself
+    assert wait_until(lambda: history(factory, RED)[:3] == [False, True, False])  # on, then off again by itself
     assert not level(lights, GREEN)
     assert history(factory, BUZZER) == [False]
     assert history(factory, RELAY) == [False]
@@ -110,11 +99,11 @@ def test_refuse_right_after_pass_shuts_the_gate_at_once(make_lights):
     lights = make_lights(relay_pulse_s=5.0)
     factory = lights.pin_factory
     lights.show_pass()
-    assert wait_for(lambda: level(lights, RELAY))
+    assert wait_until(lambda: level(lights, RELAY))
     lights.show_refuse()
     assert not level(lights, RELAY)
     # The stopped pulse does not come back: the relay stays open while the refusal beeps play out.
-    assert wait_for(lambda: rising_edges(factory, BUZZER) >= REFUSE_BEEPS and not level(lights, BUZZER))
+    assert wait_until(lambda: rising_edges(factory, BUZZER) >= REFUSE_BEEPS and not level(lights, BUZZER))
     assert history(factory, RELAY) == [False, True, False]
 
 
@@ -122,7 +111,7 @@ def test_out_of_service_and_idle_also_cut_a_running_pulse(make_lights):
     for show in ("show_out_of_service", "show_idle"):
         lights = make_lights(relay_pulse_s=5.0)
         lights.show_pass()
-        assert wait_for(lambda lights=lights: level(lights, RELAY))
+        assert wait_until(lambda lights=lights: level(lights, RELAY))
         getattr(lights, show)()
         assert not level(lights, RELAY), show
         lights.close()
@@ -136,7 +125,7 @@ def test_active_low_wiring_inverts_pin_levels(make_lights):
     assert not lights.relay.value
     lights.show_pass()
     assert not level(lights, GREEN) and level(lights, RED)
-    assert wait_for(lambda: history(factory, RELAY)[-3:] == [True, False, True])
+    assert wait_until(lambda: history(factory, RELAY)[-3:] == [True, False, True])
     assert level(lights, RELAY)
 
 
@@ -149,7 +138,7 @@ def test_close_shuts_the_gate_and_frees_the_pins(make_lights):
     factory = MockFactory()
     lights = Lights(LightsSection(driver="mock", relay_pulse_s=5.0), pin_factory=factory)
     lights.show_pass()
-    assert wait_for(lambda: bool(factory.pin(RELAY).state))
+    assert wait_until(lambda: bool(factory.pin(RELAY).state))
     lights.close()
     assert not factory.pin(RELAY).state and not factory.pin(GREEN).state
     again = Lights(LightsSection(driver="mock"), pin_factory=factory)  # pins were released

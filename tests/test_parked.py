@@ -13,7 +13,8 @@ from kiosk.sim.upstream import ReferenceUpstream
 from kiosk.sync.client import UpstreamClient
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
-from sync_helpers import FixedClock, T0, make_event, routine
+from kit import T0, FixedClock
+from sync_helpers import make_event, routine
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-kiosk-token"
@@ -24,9 +25,8 @@ def kiosk(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):
-    with ReferenceUpstream(data_dir=tmp_path / "upstream", collector_token=TOKEN) as server:
-        yield server
+def upstream_options() -> dict:
+    return {"collector_token": TOKEN}
 
 
 @pytest.fixture

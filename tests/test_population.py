@@ -10,26 +10,19 @@ from hypothesis import strategies as st
 
 from kiosk.errors import KioskError
 from kiosk.sim.population import PREFIX, Population, UnknownPersonError
+from kit import FixedClock
 
 NOW = datetime(2026, 11, 26, 9, 30, 27, tzinfo=timezone.utc)
 B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
-class Clock:
-    def __init__(self, now: datetime = NOW):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def population(clock: Clock) -> Population:
+def population(clock: FixedClock) -> Population:
     return Population(clock=clock)
 
 
@@ -62,7 +55,7 @@ def test_describe_people_masks_names_and_phones(population: Population) -> None:
     assert {"张*明", "J*** S****"} <= {p["holder"] for p in population.describe_people()}
 
 
-def test_code_changes_every_minute_and_is_opaque(population: Population, clock: Clock) -> None:
+def test_code_changes_every_minute_and_is_opaque(population: Population, clock: FixedClock) -> None:
     code = population.code_for("p01")
     assert code.startswith(PREFIX) and code.isascii() and code.isprintable()
     assert population.code_for("p01", NOW.replace(second=59)) == code

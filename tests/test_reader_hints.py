@@ -90,7 +90,7 @@ def test_an_unreadable_code_gets_the_hint_for_what_is_wrong(preset: str) -> None
 
 
 def test_a_hint_waits_for_more_than_a_moment() -> None:
-    reader, camera, clock, hint = scene_with_hint("dim_screen")
+    _, camera, clock, _ = scene_with_hint("dim_screen")
     # The same scene from the start: the first frames never show a hint.
     fresh = CodeReader(camera, Scanner("zxing"), fps=FPS, clock=clock)
     assert step(fresh, clock, 3) == [None, None, None]
@@ -217,7 +217,7 @@ def test_no_preview_and_no_hint_while_the_camera_fails() -> None:
 
 def test_preview_never_shows_its_pixels_in_a_repr_or_a_log(caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="kiosk")
-    reader, camera, clock, hint = scene_with_hint("dim_screen")
+    reader, *_ = scene_with_hint("dim_screen")
     preview = reader.preview()
     assert repr(preview) == "Preview(640x480, 0.07 s old)"
     assert str(preview) == repr(preview)

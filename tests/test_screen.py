@@ -335,3 +335,12 @@ def test_warm_up_loads_every_page_s_fonts_without_touching_the_display(open_scre
     for page in pages:  # drawing them for real needs no font the warm-up did not load
         pixels(screen, page)
         assert set(screen.fonts.loaded) == loaded
+
+
+def test_an_uncovered_window_gets_its_page_back_at_the_next_pump(open_screen):
+    screen = open_screen()
+    page = pixels(screen, STATES["pass"])
+    screen.surface.fill((0, 0, 0))  # what another window left on it
+    pygame.event.post(pygame.event.Event(pygame.VIDEOEXPOSE))
+    assert screen.pump() is True
+    assert np.array_equal(pygame.surfarray.array3d(screen.surface).astype(int), page)

@@ -65,6 +65,10 @@ CROWDED = {
     "family_keypad-complete": ScreenState("family_keypad", entry="••• •••• 8001", entry_complete=True),
 }
 SIZES = [(800, 480), (480, 320)]
+
+
+def test_every_kind_is_drawn_at_both_text_sizes():
+    assert {state.kind for state in ORDINARY.values()} == set(KINDS)
 LANGUAGES = ["both", "zh", "en"]
 
 

@@ -12,17 +12,7 @@ import pytest
 from kiosk.sensors.pec import write_word_pec
 from kiosk.sim.mlx90614 import BUS_TIMEOUT_S, EEPROM_WRITE_S, MLX90614Chip, SimI2C, crc8
 from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile, tau_for_bandwidth, view_filled
-
-
-class FakeClock:
-    def __init__(self, start: float = 100.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from kit import FakeClock
 
 
 @pytest.fixture

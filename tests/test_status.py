@@ -19,7 +19,8 @@ from kiosk.sync.client import UpstreamClient
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
 from scene import Scene, run_scene
-from sync_helpers import T0, FixedClock, routine, urgent
+from kit import T0, FixedClock
+from sync_helpers import routine, urgent
 
 TOKEN = "s3cret-kiosk-token"
 
@@ -35,9 +36,8 @@ def write_config(folder: Path, url: str) -> Path:
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):
-    with ReferenceUpstream(data_dir=tmp_path / "upstream", collector_token=TOKEN) as server:
-        yield server
+def upstream_options() -> dict:
+    return {"collector_token": TOKEN}
 
 
 def daemon_state(config_path: Path, upstream: ReferenceUpstream, clock: FixedClock) -> EventStore:

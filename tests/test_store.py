@@ -17,12 +17,6 @@ from kiosk.sync.store import EventStore, StoreError
 from sync_helpers import T0, make_event, routine, urgent
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with EventStore(tmp_path / "events.db") as opened:
-        yield opened
-
-
 def stored(store: EventStore, *events: Event) -> list[Event]:
     return [store.append(event) for event in events]
 
@@ -102,9 +96,9 @@ def test_the_file_is_in_wal_mode_and_every_commit_is_synced(tmp_path: Path) -> N
         assert store.integrity_check() == "ok"
 
 
-def test_the_events_view_gives_each_event_as_it_is_sent(store: EventStore, tmp_path: Path) -> None:
+def test_the_events_view_gives_each_event_as_it_is_sent(store: EventStore) -> None:
     event = store.append(urgent(5, "fever"))
-    with sqlite3.connect(tmp_path / "events.db") as plain:  # no kiosk code needed to read the log
+    with sqlite3.connect(store.path) as plain:  # no kiosk code needed to read the log
         (event_id, time, body), = plain.execute("SELECT id, time, body FROM events").fetchall()
     assert (event_id, time) == (event.id, event.time)
     assert json.loads(body) == json.loads(event.to_json())

@@ -25,6 +25,7 @@ from kiosk.sensors.mlx90614 import MLX90614
 from kiosk.sensors.thermometer import (DRIVERS, Driver, EmissivitySetting, Thermometer, ThermoSample, driver_names,
                                       find_driver, open_i2c_bus, open_thermometer, simulated_chip)
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
+from kit import FakeClock
 
 
 class Source:
@@ -37,19 +38,6 @@ class Source:
     def __call__(self) -> float:
         self._flip = 0.02 - self._flip  # the last bit moves, as on a real sensor
         return self.celsius + self._flip
-
-
-class FakeClock:
-    def __init__(self, start: float = 100.0):
-        self.now = start
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -29,28 +29,18 @@ from kiosk.sensors.thermometry import (
 )
 from kiosk.sim.mlx90614 import MLX90614Chip, SimI2C
 from kiosk.sim.wrist import FACTORY_TAU_S, WristProfile
+from kit import FakeClock
 
 NOW = datetime(2022, 3, 1, 8, 30, tzinfo=UTC)
 GREEN = CodeResult(verified=True, colour="green", code_hash="h", generated_at=NOW)
 ROOM_C = 22.0
 
 
-class FakeClock:
-    def __init__(self, start: float = 1000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Rig:
     """A kiosk's thermometer on the emulated bus, stepped by hand at the configured rate."""
 
     def __init__(self, seed: int = 0, noise_c: float = 0.05, room_c: float = ROOM_C, **section: object):
-        self.clock = FakeClock()
+        self.clock = FakeClock(1000.0)
         self.section = ThermometerSection(driver="sim", **section)
         self.model = BodyModel.from_section(self.section)
         self.room_c = room_c

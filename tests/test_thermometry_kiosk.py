@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from kiosk.app import Kiosk
 from kiosk.sensors.body_model import BodyModel
 from kiosk.sim.world import ROOM_C, SimWorld
+from kit import wait_until
 from scene import Scene
 from scene import run_scene as run_stage
-
-
-def wait(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout  # a bound against hanging, not a timing check
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def run_scene(tmp_path: Path, scene: Callable[[Kiosk, SimWorld, Callable[[str], str], list], None],
@@ -51,7 +43,7 @@ def test_fever_is_measured_twice_and_both_readings_are_logged(tmp_path: Path) ->
         kiosk.screen_listeners.append(lambda state: screens.append(state.kind))
         world.camera.show(code("green"), "plain")
         world.wrist.approach(skin(38.5))
-        wait(lambda: bool(decided), "a verdict")
+        assert wait_until(lambda: bool(decided)), "a verdict"
         world.camera.hide()
         world.wrist.leave()
 
@@ -77,15 +69,15 @@ def test_unsteady_wrist_sees_hold_still_and_a_fault_is_logged_with_its_cause(tmp
         world.camera.show(code("green"), "plain")
         world.wrist.noise_c = 0.6  # a hand that will not keep still
         world.wrist.approach(skin(36.6))
-        wait(lambda: kiosk.phase == "hold_still", "the hold-still prompt")
+        assert wait_until(lambda: kiosk.phase == "hold_still"), "the hold-still prompt"
         world.chip.plugged = False  # and then the sensor is pulled
-        wait(lambda: bool(decided), "a verdict")
+        assert wait_until(lambda: bool(decided)), "a verdict"
         world.camera.hide()
         world.wrist.leave()
-        wait(lambda: kiosk.phase == "out_of_service", "out of service")
+        assert wait_until(lambda: kiosk.phase == "out_of_service"), "out of service"
         world.wrist.noise_c = 0.05
         world.chip.plugged = True
-        wait(lambda: kiosk.phase == "idle", "recovery")
+        assert wait_until(lambda: kiosk.phase == "idle"), "recovery"
 
     run_scene(tmp_path, scene, kiosk={"prompt_after_s": 8.0, "abandon_after_s": 12.0})
     assert "hold_still" in screens and "refuse" in screens
@@ -101,7 +93,7 @@ def test_fahrenheit_on_screen_celsius_in_the_log(tmp_path: Path) -> None:
     def scene(kiosk: Kiosk, world: SimWorld, code: Callable[[str], str], decided: list) -> None:
         world.camera.show(code("green"), "plain")
         world.wrist.approach(skin(36.6))
-        wait(lambda: bool(decided), "a verdict")
+        assert wait_until(lambda: bool(decided)), "a verdict"
         shown.append(kiosk.parts.screen.format_temperature(kiosk.shown.temperature_c))
         world.camera.hide()
         world.wrist.leave()

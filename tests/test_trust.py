@@ -10,7 +10,6 @@ import time
 import tracemalloc
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -36,32 +35,24 @@ from kiosk.sim.credentials import (
 )
 from kiosk.sim.population import Population
 from kiosk.sim.upstream import Fault, ReferenceUpstream
+from kit import FixedClock
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 # What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
 SLACK_S = 0.5
 
 
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture()
+def clock() -> FixedClock:
+    return FixedClock(NOW)
 
 
 @pytest.fixture()
-def clock() -> Clock:
-    return Clock(NOW)
+def upstream_options(clock: FixedClock) -> dict:
+    return {"population": Population(clock=clock)}
 
 
-@pytest.fixture()
-def upstream(tmp_path: Path, clock: Clock) -> Iterator[ReferenceUpstream]:
-    with ReferenceUpstream(data_dir=tmp_path / "upstream", population=Population(clock=clock)) as server:
-        yield server
-
-
-def keeper_for(upstream: ReferenceUpstream, path: Path, clock: Clock, **section) -> TrustListKeeper:
+def keeper_for(upstream: ReferenceUpstream, path: Path, clock: FixedClock, **section) -> TrustListKeeper:
     settings = {"url": f"{upstream.url}/trust/list", "operator_key": DEMO_OPERATOR_PUBLIC_KEY, **section}
     return TrustListKeeper(TrustSection(**settings), path, utcnow=clock)
 
@@ -158,7 +149,7 @@ def test_operator_key_forms() -> None:
 # -- the keeper ---------------------------------------------------------------------------------
 
 
-def test_fetch_keep_on_disk_and_ask_with_etag(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_fetch_keep_on_disk_and_ask_with_etag(upstream, tmp_path: Path, clock: FixedClock) -> None:
     path = tmp_path / "kiosk" / "trust-list.json"
     keeper = keeper_for(upstream, path, clock)
     assert keeper.store is None and keeper.stale_problem(NOW).startswith("no trust list")
@@ -172,7 +163,7 @@ def test_fetch_keep_on_disk_and_ask_with_etag(upstream, tmp_path: Path, clock: C
     assert again.store is not None and again.store.issued_at == NOW and again.etag == keeper.etag
 
 
-def test_age_and_staleness(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_age_and_staleness(upstream, tmp_path: Path, clock: FixedClock) -> None:
     keeper = keeper_for(upstream, tmp_path / "t.json", clock, max_age_h=24)
     keeper.refresh()
     assert keeper.status(NOW + timedelta(hours=5)).to_dict()["age_h"] == 5.0
@@ -184,7 +175,7 @@ def test_age_and_staleness(upstream, tmp_path: Path, clock: Clock) -> None:
     assert keeper.refresh() == "updated" and keeper.stale_problem(later) is None
 
 
-def test_older_list_is_not_taken_back(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_older_list_is_not_taken_back(upstream, tmp_path: Path, clock: FixedClock) -> None:
     keeper = keeper_for(upstream, tmp_path / "t.json", clock)
     keeper.refresh()
     clock.now = NOW - timedelta(days=3)  # the upstream now serves a list signed three days earlier
@@ -194,7 +185,7 @@ def test_older_list_is_not_taken_back(upstream, tmp_path: Path, clock: Clock) ->
     assert keeper.store.issued_at == NOW
 
 
-def test_upstream_down_keeps_the_list_in_use(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_upstream_down_keeps_the_list_in_use(upstream, tmp_path: Path, clock: FixedClock) -> None:
     keeper = keeper_for(upstream, tmp_path / "t.json", clock)
     keeper.refresh()
     upstream.stop()
@@ -203,7 +194,7 @@ def test_upstream_down_keeps_the_list_in_use(upstream, tmp_path: Path, clock: Cl
     assert keeper.store is not None and keeper.status(NOW).error.startswith("cannot fetch")
 
 
-def test_tampered_file_on_disk_is_not_used(upstream, tmp_path: Path, clock: Clock, caplog) -> None:
+def test_tampered_file_on_disk_is_not_used(upstream, tmp_path: Path, clock: FixedClock, caplog) -> None:
     path = tmp_path / "t.json"
     keeper_for(upstream, path, clock).refresh()
     signed = path.read_bytes()
@@ -215,7 +206,7 @@ def test_tampered_file_on_disk_is_not_used(upstream, tmp_path: Path, clock: Cloc
     assert keeper.refresh() == "updated"  # replaced at the next fetch (no ETag sent for a list not in use)
 
 
-def test_wrong_operator_key_refuses_the_upstreams_list(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_wrong_operator_key_refuses_the_upstreams_list(upstream, tmp_path: Path, clock: FixedClock) -> None:
     other = public_key_text(ed25519.Ed25519PrivateKey.generate().public_key())
     keeper = keeper_for(upstream, tmp_path / "t.json", clock, operator_key=other)
     with pytest.raises(TrustError, match="does not verify"):
@@ -232,7 +223,7 @@ def test_no_operator_key_means_no_list(tmp_path: Path) -> None:
         keeper.refresh()
 
 
-def test_run_fetches_until_stopped(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_run_fetches_until_stopped(upstream, tmp_path: Path, clock: FixedClock) -> None:
     keeper = keeper_for(upstream, tmp_path / "t.json", clock)
     stop = threading.Event()
     thread = threading.Thread(target=keeper.run, args=(stop,))
@@ -255,7 +246,7 @@ def deeply_nested() -> bytes:
     return b"[" * 100_000 + b"]" * 100_000
 
 
-def test_keeper_survives_whatever_it_is_sent(upstream, tmp_path: Path, clock: Clock, monkeypatch, caplog) -> None:
+def test_keeper_survives_whatever_it_is_sent(upstream, tmp_path: Path, clock: FixedClock, monkeypatch, caplog) -> None:
     """Hostile answers cost an attempt each, never the keeper's thread; the real list then arrives."""
     monkeypatch.setattr(trustlist, "RETRY_S", 0.02)
     hostile = [deeply_nested(), b'{"format":"kiosk-signed/1","x":' + deeply_nested() + b"}", b"\xff" * 1000,
@@ -292,7 +283,7 @@ def test_backoff_grows_after_failures_and_resets(tmp_path: Path) -> None:
     assert waits == [60, 120, 240, 480, 900, 900]
 
 
-def test_oversized_list_is_cut_off_while_it_arrives(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_oversized_list_is_cut_off_while_it_arrives(upstream, tmp_path: Path, clock: FixedClock) -> None:
     item = b'{"a":1,"b":[1,2]},'
     body = b"[" + item * (30 * 1024 * 1024 // len(item)) + b"{}]"  # 30 MB of unsigned objects
     upstream.inject(Fault("answer", route="trust", body=body))
@@ -308,7 +299,7 @@ def test_oversized_list_is_cut_off_while_it_arrives(upstream, tmp_path: Path, cl
     assert keeper.refresh() == "updated"
 
 
-def test_a_list_dated_in_the_future_is_refused_and_blocks_nothing(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_a_list_dated_in_the_future_is_refused_and_blocks_nothing(upstream, tmp_path: Path, clock: FixedClock) -> None:
     keeper = keeper_for(upstream, tmp_path / "t.json", clock)
     future = sign_list(document(NOW + timedelta(days=30)), demo_operator_key())
     upstream.inject(Fault("answer", route="trust", body=future))
@@ -323,7 +314,7 @@ def test_a_list_dated_in_the_future_is_refused_and_blocks_nothing(upstream, tmp_
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "deleted", "old form"])
 def test_after_the_stored_list_is_damaged_an_older_list_is_still_refused(
-    upstream, tmp_path: Path, clock: Clock, damage: str
+    upstream, tmp_path: Path, clock: FixedClock, damage: str
 ) -> None:
     path = tmp_path / "t.json"
     keeper_for(upstream, path, clock).refresh()
@@ -345,7 +336,7 @@ def test_after_the_stored_list_is_damaged_an_older_list_is_still_refused(
     assert restarted.refresh() == "updated" and restarted.store.issued_at == NOW
 
 
-def test_an_older_genuine_list_put_back_on_disk_is_not_used(upstream, tmp_path: Path, clock: Clock) -> None:
+def test_an_older_genuine_list_put_back_on_disk_is_not_used(upstream, tmp_path: Path, clock: FixedClock) -> None:
     path = tmp_path / "t.json"
     keeper_for(upstream, path, clock).refresh()  # the current list, issued NOW
     # A backup restored over it: signed by the operator, but three days older.
@@ -355,7 +346,7 @@ def test_an_older_genuine_list_put_back_on_disk_is_not_used(upstream, tmp_path: 
     assert restarted.refresh() == "updated" and restarted.store.issued_at == NOW  # fetched in full, not a 304
 
 
-def test_a_damaged_state_file_falls_back_to_the_lists_own_date(upstream, tmp_path: Path, clock: Clock, caplog) -> None:
+def test_a_damaged_state_file_falls_back_to_the_lists_own_date(upstream, tmp_path: Path, clock: FixedClock, caplog) -> None:
     path = tmp_path / "t.json"
     keeper_for(upstream, path, clock).refresh()
     (tmp_path / "t.state.json").write_bytes(b"[" * 100_000)
@@ -369,7 +360,7 @@ def test_a_damaged_state_file_falls_back_to_the_lists_own_date(upstream, tmp_pat
 
 
 @pytest.mark.parametrize("kind", ["trickle", "trickle_head"])
-def test_a_trickled_list_ends_at_the_deadline(upstream, tmp_path: Path, clock: Clock, kind: str) -> None:
+def test_a_trickled_list_ends_at_the_deadline(upstream, tmp_path: Path, clock: FixedClock, kind: str) -> None:
     keeper = keeper_for(upstream, tmp_path / "t.json", clock, timeout_s=0.5)
     upstream.inject(Fault(kind, route="trust", seconds=0.05))  # the list would take over a minute
     started = time.monotonic()

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,10 +32,8 @@ def ndjson(events: list[dict[str, object]]) -> bytes:
 
 
 @pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[ReferenceUpstream]:
-    server = ReferenceUpstream(data_dir=tmp_path, population=Population(clock=lambda: NOW)).start()
-    yield server
-    server.close()
+def upstream_options() -> dict:
+    return {"population": Population(clock=lambda: NOW)}
 
 
 def post_events(url: str, body: bytes, **headers: str) -> requests.Response:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from cryptography import x509
@@ -127,9 +126,8 @@ def test_missing_payload_is_argparses_usage_error(capsys) -> None:
 
 
 @pytest.fixture()
-def upstream(tmp_path: Path) -> Iterator[ReferenceUpstream]:
-    with ReferenceUpstream(data_dir=tmp_path / "upstream", population=Population(clock=lambda: NOW)) as server:
-        yield server
+def upstream_options() -> dict:
+    return {"population": Population(clock=lambda: NOW)}
 
 
 def kiosk_config(tmp_path: Path, upstream: ReferenceUpstream, operator_key: str = DEMO_OPERATOR_PUBLIC_KEY) -> Path:

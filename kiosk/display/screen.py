@@ -417,14 +417,14 @@ class Screen:
         """Handle pending window events, and draw a new camera frame into the viewfinder; False
         when the user asked to quit (window close, or Escape outside fullscreen: a kiosk cannot be
         stopped from a keyboard left at the gate)."""
-        keep_running = True
+        keep_running, exposed = True, False
         width, height = self.surface.get_size()
         for event in pygame.event.get():
             escape = event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
             if event.type == pygame.QUIT or (escape and self.mode != "fullscreen"):
                 keep_running = False
             elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
-                self._drawn = None
+                exposed = True
             elif event.type == pygame.FINGERDOWN:
                 # Touch positions are normalised to 0..1 of the window.
                 x = min(width - 1, max(0, int(event.x * width)))
@@ -433,8 +433,12 @@ class Screen:
             elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1 and not getattr(event, "touch", False):
                 # SDL also reports each touch as a mouse click marked "touch": counted once, above.
                 self._taps.append((int(event.pos[0]), int(event.pos[1])))
-        # The app's loop pumps at screen.fps: that keeps the live view moving between page changes.
-        if self._drawn is not None and self._preview is not None:
+        if exposed and self._drawn is not None:
+            # The window was uncovered: its pixels are gone, draw the page again now.
+            state, self._drawn = self._drawn[0], None
+            self._update(state)
+        elif self._drawn is not None and self._preview is not None:
+            # The app's loop pumps at screen.fps: that keeps the live view moving between page changes.
             self._update(self._drawn[0])
         return keep_running
 

@@ -3,8 +3,9 @@
 Called on the screen loop for every new screen state, it only picks a cue and hands it to the
 player (no file, no device, no waiting). It keeps quiet about what the visitor has just heard: a
 page redrawn with new details (the settling bar, a hint) is not a new page, and the same prompt is
-not said again within a few seconds; a verdict always plays. Every [sound] setting and
-kiosk.language are read from the running config at each cue, so a reload applies them at once.
+not said again within a few seconds; a verdict always plays. The [sound] settings and
+kiosk.language are read from the kiosk's config at each cue: a language applied without a restart
+is spoken at the next prompt (clips exist for both languages).
 """
 
 from __future__ import annotations

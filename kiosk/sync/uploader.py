@@ -6,7 +6,8 @@ sent again, which is safe: the collector ignores event ids it already has.
 
 What each answer leads to (docs/upload-protocol.md has the full table):
 - 2xx: the batch is marked sent; the next batch goes at once until the queue is empty.
-- no answer, 408, 425, 429, 5xx and other unexpected answers: the batch stays queued; the next
+- no answer (or no complete one within ``upstream.timeout_s``, or one larger than any receipt:
+  ``kiosk.http``), 408, 425, 429, 5xx and other unexpected answers: the batch stays queued; the next
   attempt waits a jittered, growing delay (``kiosk.sync.retry``), or the collector's Retry-After.
 - 401/403: the token is wrong; uploading stops (events kept) and says so, trying again only
   every ``AUTH_RETRY_S``, since only a person can fix a token.
