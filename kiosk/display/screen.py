@@ -15,10 +15,11 @@ settles (``ScreenState.progress``), and the idle, measuring and prompt pages a l
 
 Viewfinder: given a preview source (``Screen(..., preview=source)`` or ``set_preview(source)``: a
 callable returning the camera's latest low-resolution greyscale frame, a 2-D uint8 array or an
-object with such a ``.frame``, or None), the idle, measuring and "show your code" pages show the
-live view, mirrored like a selfie view, in a framed box with a target to aim the code at, until the
-visitor's code is read. A new frame (a new array object) is drawn into the box only, by ``render()``
-and by ``pump()``; it is never kept beyond the next one, stored or logged. ``screen.viewfinder =
+object with it as ``.image`` (kiosk.sensors.reader.Preview, whose ``taken_at`` tells frames apart) or
+``.frame``, or None), the idle, measuring and "show your code" pages show the live view, mirrored
+like a selfie view, in a framed box with a target to aim the code at, until the visitor's code is
+read. A new frame (a later ``taken_at``, or else a new array) is drawn into the box only, by
+``render()`` and by ``pump()``; it is never kept beyond the next one, stored or logged. ``screen.viewfinder =
 false``, or no frame yet, draws the pages without the box.
 
 Touch: the idle page can carry a "No phone?" button, and the family lookup's keypad and list of
@@ -240,6 +241,18 @@ class TextLine:
     area: pygame.Rect
 
 
+def _frame_identity(value: object, array: np.ndarray) -> object:
+    """What tells one camera frame from the next: the time it was taken, when the preview says so
+    (each call may hand out a new view of the same frame), else the array that owns its pixels."""
+    taken_at = getattr(value, "taken_at", None)
+    if isinstance(taken_at, (int, float)):
+        return float(taken_at)
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    return owner
+
+
 # ---------------------------------------------------------------- the screen
 
 
@@ -264,7 +277,7 @@ class Screen:
         self._lines: list[TextLine] = []  # the text lines of the page as drawn
         self._text_cache: dict[tuple[str, int, bool, RGB], pygame.Surface] = {}
         self._preview: PreviewSource | None = None
-        self._frame: object = None  # the frame in the viewfinder (a reference only, until the next one)
+        self._frame: object = None  # what tells the frame in the viewfinder from the next (_frame_identity)
         self._frame_array: np.ndarray | None = None
         self._preview_problem_logged = False
         self._view: pygame.Rect | None = None  # the viewfinder box of the page as drawn
@@ -367,21 +380,26 @@ class Screen:
         )
 
     def _poll_frame(self) -> bool:
-        """Ask the preview source for its frame; True when it is a new one (a new array object)."""
+        """Ask the preview source for its frame; True when it is a new one."""
         assert self._preview is not None
         try:
             value = self._preview()
         except Exception:  # a broken preview must never take the visitor's page with it
             self._log_preview_problem("the camera preview failed", exc_info=True)
             return False
-        frame = getattr(value, "frame", value)
-        if frame is None or frame is self._frame:
+        frame = value
+        for name in ("image", "frame"):  # the camera's Preview, or any object carrying the array
+            frame = getattr(frame, name, frame)
+        if frame is None:
             return False
         array = np.asarray(frame)
         if array.ndim != 2 or array.dtype != np.uint8 or 0 in array.shape:
             self._log_preview_problem(f"the camera preview is not a 2-D uint8 frame ({array.dtype} {array.shape})")
             return False
-        self._frame, self._frame_array = frame, array
+        identity = _frame_identity(value, array)
+        if identity is self._frame or (isinstance(identity, float) and identity == self._frame):
+            return False
+        self._frame, self._frame_array = identity, array
         return True
 
     def _forget_frame(self) -> None:
