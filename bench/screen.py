@@ -11,8 +11,8 @@ few seconds per case:
 
 Frame time is the screen's own work per tick (pump and render); CPU share is the process's CPU
 time over the wall time of the case, at the loop's pace. The frames are made before the run (a
-pool of distinct arrays, each new frame a new object, as the camera hands them), so their making is
-not counted.
+pool of distinct arrays, handed out as the camera reader's ``Preview``), so their making is not
+counted.
 
     .venv/bin/python bench/screen.py [--seconds 5] [--fps 30] [--size 800x480] [--frame 320x240]
 
@@ -37,6 +37,7 @@ import pygame  # noqa: E402
 
 from kiosk.config import ScreenSection  # noqa: E402
 from kiosk.display.screen import Screen, ScreenState  # noqa: E402
+from kiosk.sensors.reader import Preview  # noqa: E402
 
 # A Raspberry Pi 4 core against one core of the x86 machine the numbers are taken on (single-core
 # benchmark scores); an estimate, not a measurement on the Pi.
@@ -65,9 +66,13 @@ def frame_pool(width: int, height: int, count: int = 16) -> list[np.ndarray]:
 def run_case(screen: Screen, case: str, seconds: float, fps: float, pool: list[np.ndarray]) -> dict[str, float]:
     start = time.perf_counter()
 
-    def camera() -> np.ndarray:
-        # The camera's latest frame: a new one every 1/15 s.
-        return pool[int((time.perf_counter() - start) * CAMERA_FPS) % len(pool)]
+    def camera() -> Preview:
+        # As the camera thread hands it out: a new read-only view of its latest frame at each
+        # call, a new frame every 1/15 s.
+        index = int((time.perf_counter() - start) * CAMERA_FPS)
+        view = pool[index % len(pool)].view()
+        view.flags.writeable = False
+        return Preview(view, start + index / CAMERA_FPS, 0.0)
 
     screen.set_preview(camera if case.endswith("viewfinder on") else None)
     measuring = case.startswith("measuring")

@@ -84,7 +84,7 @@ def main() -> None:
         with Screen(section, args.language, preview=preview) as screen:
             for name, state in states.items():
                 screen.show(state)
-                print(screen.screenshot(args.out / f"{name}.png"))
+                print(screen.screenshot(args.out / f"{name}.png", camera=True))  # the simulated camera
 
 
 if __name__ == "__main__":

@@ -73,6 +73,8 @@ def build_parts(config: Config, world: "SimWorld | None" = None) -> KioskParts:
         # The phone-number lookup for people without phones (codes.family_lookups = 0: none).
         family=FamilyLookup.from_config(config) if config.codes.family_lookups else None,
     )
+    # The start and measuring pages show what the camera sees (screen.viewfinder).
+    screen.set_preview(kiosk_parts.reader.preview)
     if isinstance(verifier.trust, TrustListKeeper):
         kiosk_parts.extra_threads.append(verifier.trust.run)  # keeps the trust list current
     return kiosk_parts

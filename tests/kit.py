@@ -31,6 +31,17 @@ class FakeClock:
         self.now += seconds
 
 
+class SteppedClock:
+    """A running monotonic clock the test can move forward (`offset`) to skip a wait, for code
+    on other threads that must keep going in real time meanwhile (the kiosk's loop)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+
 class FixedClock:
     """A UTC clock the test moves by hand (`clock.now += timedelta(...)`)."""
 

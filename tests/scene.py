@@ -25,10 +25,24 @@ class Scene:
         self.screens: list = []
         kiosk.listeners.append(self.decided.append)
         kiosk.screen_listeners.append(self.screens.append)
+        self.ticks = 0
+        tick = kiosk.tick
+
+        def counted_tick() -> None:
+            tick()
+            self.ticks += 1
+
+        kiosk.tick = counted_tick  # type: ignore[method-assign]
 
     def wait(self, condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
         if not wait_until(condition, timeout):
             raise AssertionError(f"timed out waiting for {what}; kiosk is {self.kiosk.phase!r}")
+
+    def turns(self, count: int = 3) -> None:
+        """Wait until the kiosk's loop has gone round `count` more times: what it has not done by
+        then, it would not do on its own (checks that something did NOT happen use this, not a sleep)."""
+        target = self.ticks + count
+        self.wait(lambda: self.ticks >= target, f"{count} turns of the kiosk's loop")
 
     def code(self, colour: str = "green", person: int = 0) -> str:
         population = self.upstream.population

@@ -15,6 +15,8 @@ import pytest
 from kiosk.events import utc_iso
 from scene import Scene, run_scene
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 RED_PIN, GREEN_PIN, RELAY_PIN = 27, 17, 23
 
 

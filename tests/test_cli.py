@@ -23,6 +23,8 @@ def kiosk(*args, **kwargs):
                           timeout=60, **kwargs)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_scan_prints_one_json_line_per_image(tmp_path):
     good = tmp_path / "code.png"
     Image.fromarray(render_frame("HCP1:SCANME", rng=random.Random(1))).save(good)
@@ -53,6 +55,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_upstream_runs_on_its_own(tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "kiosk", "upstream", "--port", str(port), "--data-dir",
@@ -74,6 +78,8 @@ def test_upstream_runs_on_its_own(tmp_path):
         server.wait(timeout=10)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_scan_of_a_fifo_or_a_device_answers_at_once(tmp_path):
     import os
 

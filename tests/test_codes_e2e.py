@@ -6,8 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from kiosk.sim.credentials import DccIssuer
 from scene import Scene, run_scene
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_kiosk_refuses_a_replayed_screenshot(tmp_path: Path) -> None:

@@ -58,6 +58,8 @@ def test_printable_escapes_controls_and_keeps_ordinary_text():
     assert "\\x1b[2J" in escaped and "\\n" in escaped and "\\u202e" in escaped and "\\x85" in escaped
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_collectors_error_text_is_escaped_in_the_log_and_in_status(tmp_path: Path, collector: str, caplog):
     config_path = tmp_path / "config.toml"
     config_path.write_text(f'[kiosk]\ndata_dir = "{tmp_path / "data"}"\n[upstream]\nurl = "{collector}"\n',

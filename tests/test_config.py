@@ -100,6 +100,8 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_check_config_command(tmp_path):
     good = run_cli("check-config", str(SHIPPED_CONFIG))
     assert good.returncode == 0, good.stderr
@@ -113,6 +115,8 @@ def test_check_config_command(tmp_path):
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_daemon_refuses_bad_config_with_one_line(tmp_path):
     bad_file = tmp_path / "bad.toml"
     bad_file.write_text("[thermometer]\nfever_c = 73\n")

@@ -59,6 +59,8 @@ def secret_config(folder: Path, pem: str) -> Path:
 # --- secrets are never echoed --------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_check_config_names_the_keys_but_never_echoes_a_pasted_private_key_or_a_numeric_token(tmp_path):
     pem = pasted_private_key()
     result = kiosk("check-config", str(secret_config(tmp_path, pem)))
@@ -69,6 +71,8 @@ def test_check_config_names_the_keys_but_never_echoes_a_pasted_private_key_or_a_
     assert leaked(result.stdout + result.stderr, secret_pieces(pem)) == []
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_refused_reload_logs_and_shows_the_key_but_not_the_secret(tmp_path, caplog):
     good = tmp_path / "config.toml"
     good.write_text(f'[kiosk]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
@@ -189,6 +193,8 @@ def test_each_bad_value_is_one_problem_naming_its_key(tmp_path):
         assert caught.value.problems[0].startswith(f"{key}:"), (name, caught.value.problems)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_check_config_exits_2_with_one_line_for_each_bad_value(tmp_path):
     for index, (name, (text, key)) in enumerate(bad_configs(tmp_path).items()):
         path = tmp_path / f"bad{index}.toml"
@@ -200,6 +206,8 @@ def test_check_config_exits_2_with_one_line_for_each_bad_value(tmp_path):
         assert len(lines) == 2 and lines[1].strip().startswith(f"{key}:"), (name, lines)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("command", ["run", "demo"])
 def test_run_and_demo_stop_with_one_line_naming_the_key(tmp_path, command):
     cases = bad_configs(tmp_path)
@@ -217,6 +225,8 @@ def test_run_and_demo_stop_with_one_line_naming_the_key(tmp_path, command):
         assert len(lines) == 1 and key in lines[0], (name, lines)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_font_that_turns_into_a_non_font_after_the_check_is_one_line(tmp_path, monkeypatch):
     """The file is checked again when the screen opens (it may have changed since check-config)."""
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
@@ -228,11 +238,15 @@ def test_a_font_that_turns_into_a_non_font_after_the_check_is_one_line(tmp_path,
         fonts.FontBook.for_config(str(path))
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_data_dir_a_maintainer_points_at_may_not_exist_yet(tmp_path):
     loaded = config.parse_text(f'[kiosk]\ndata_dir = "{tmp_path}/new/kiosk"\n')
     assert loaded.kiosk.data_dir == tmp_path / "new" / "kiosk"
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_moderately_nested_values_still_get_the_ordinary_error():
     with pytest.raises(ConfigError) as caught:
         config.parse_text("[kiosk]\nid = " + "[" * 50 + "]" * 50 + "\n")

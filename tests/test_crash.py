@@ -23,10 +23,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from kiosk.config import parse
 from kiosk.sim.upstream import Fault, ReferenceUpstream
 from kiosk.sync import open_sync
 from kit import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 CHILD = Path(__file__).with_name("crash_child.py")
 KILLS = 60

@@ -77,6 +77,8 @@ def test_the_stored_trust_list_is_private(tmp_path: Path, shell_umask) -> None:
     assert mode(tmp_path / "data" / "trust-list.json") == 0o600
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_kiosk_started_by_hand_keeps_everything_private(tmp_path: Path) -> None:
     """`kiosk demo` runs the same parts as `kiosk run` (install secret, event log, trust list)."""
     result = subprocess.run([sys.executable, "-m", "kiosk", "demo", "--headless", "--visitors", "2"],

@@ -6,8 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from kiosk.config import SHIPPED_CONFIG
 from kiosk.sim.demo import run_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_the_demo_runs_a_full_device_config_on_simulated_hardware(tmp_path, caplog):

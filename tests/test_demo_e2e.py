@@ -15,6 +15,8 @@ from kiosk.sim.collector import Collector
 from kiosk.sim.demo import run_demo
 from kiosk.sim.scenario import FAMILY_PHONE, SCRIPT
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 GREEN_PIN, RED_PIN, RELAY_PIN = 17, 27, 23
 
 

@@ -25,7 +25,10 @@ DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
 PLAYBOOK = BIN / "ansible-playbook"
 
-pytestmark = pytest.mark.skipif(not PLAYBOOK.exists(), reason="ansible-core is not installed (pip install -e .[test])")
+pytestmark = [
+    pytest.mark.skipif(not PLAYBOOK.exists(), reason="ansible-core is not installed (pip install -e .[test])"),
+    pytest.mark.slow,
+]
 
 OLD_CONFIG = '[kiosk]\nid = "old"\nsite_id = "old-site"\n'
 

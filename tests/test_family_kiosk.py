@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import time
 from pathlib import Path
 
 import pygame
 
+import pytest
+
 from kiosk.codes.family import FamilyMember, FamilyResult, PhoneEntry
 from kiosk.family_flow import FamilyFlow
 from kiosk.sim.touch import tap as touch_button
+from kit import SteppedClock
 from scene import Scene, run_scene
 
 MOTHER_OF_P01 = "13800138001"  # p01's phone: linked to the printed proxy code of p11, 张*英
@@ -54,6 +56,8 @@ def no_file_holds(folder: Path, *secrets: str) -> None:
                 assert secret.encode() not in data, f"{secret!r} in {path}"
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_no_phone_visitor_passes_with_a_family_proxy_code(tmp_path, caplog) -> None:
     seen: dict = {}
 
@@ -95,6 +99,8 @@ def test_no_phone_visitor_passes_with_a_family_proxy_code(tmp_path, caplog) -> N
     assert "family lookup: 1 members" in caplog.text
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_same_proxy_code_chosen_twice_is_a_replay(tmp_path) -> None:
     def scene(s: Scene) -> None:
         outcomes = []
@@ -112,6 +118,8 @@ def test_the_same_proxy_code_chosen_twice_is_a_replay(tmp_path) -> None:
     run_scene(tmp_path, scene, codes={"replay_window_s": 300.0})
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_unknown_numbers_then_the_rate_limit(tmp_path) -> None:
     def scene(s: Scene) -> None:
         for expected in ("family_unknown", "family_unknown", "family_rate_limited"):
@@ -126,6 +134,8 @@ def test_unknown_numbers_then_the_rate_limit(tmp_path) -> None:
     run_scene(tmp_path, scene, codes={"family_lookups": 2}, kiosk={"verdict_s": 0.5})
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_platform_down(tmp_path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -141,16 +151,8 @@ def test_platform_down(tmp_path) -> None:
     run_scene(tmp_path, scene, platform={"url": closed, "timeout_s": 0.3}, kiosk={"verdict_s": 0.5})
 
 
-class SteppedClock:
-    """The kiosk's monotonic clock, which the scene can move forward to skip a wait."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.monotonic() + self.offset
-
-
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_keypad_and_names_go_back_to_idle_without_a_touch(tmp_path) -> None:
     clock = SteppedClock()
 
@@ -163,7 +165,7 @@ def test_keypad_and_names_go_back_to_idle_without_a_touch(tmp_path) -> None:
         clock.offset += 20.0  # a touch within family_idle_s keeps it open ...
         tap(s, "delete")
         s.wait(lambda: s.kiosk.shown.entry == "13", "a digit deleted")
-        time.sleep(0.2)
+        s.turns(3)
         assert s.kiosk.phase == "family_keypad"
         clock.offset += 31.0  # ... and 30 s without one closes it
         s.wait(lambda: s.kiosk.phase == "idle", "the start page after the keypad was left alone")
@@ -182,6 +184,8 @@ def test_keypad_and_names_go_back_to_idle_without_a_touch(tmp_path) -> None:
     run_scene(tmp_path, scene, kiosk_options={"clock": clock})
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_code_shown_at_the_keypad_is_served_as_usual(tmp_path) -> None:
     def scene(s: Scene) -> None:
         tap(s, "family")
@@ -199,6 +203,8 @@ def test_a_code_shown_at_the_keypad_is_served_as_usual(tmp_path) -> None:
     run_scene(tmp_path, scene)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_lookup_can_be_turned_off(tmp_path) -> None:
     def scene(s: Scene) -> None:
         start_page(s)
@@ -206,7 +212,7 @@ def test_the_lookup_can_be_turned_off(tmp_path) -> None:
         assert s.kiosk.parts.screen.buttons == {}
         screen = s.kiosk.parts.screen
         pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=(660, 100), button=1))
-        time.sleep(0.2)
+        s.turns(3)
         assert s.kiosk.phase == "idle" and screen.buttons == {}
 
     run_scene(tmp_path, scene, codes={"family_lookups": 0})

@@ -16,6 +16,8 @@ from kiosk.sync.uploader import Uploader
 from kit import T0, FixedClock
 from sync_helpers import make_event, routine
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-kiosk-token"
 

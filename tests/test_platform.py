@@ -6,7 +6,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -537,9 +536,6 @@ def test_breaker_while_down_returns_immediately(population: Population) -> None:
 
 # --- one deadline over the whole lookup -----------------------------------------------------------
 
-# What a lookup may take beyond its deadline: the watchdog's wake-up and the error's way back.
-SLACK_S = 0.5
-
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 @pytest.mark.parametrize("kind", ["trickle", "trickle_head"])
@@ -556,9 +552,8 @@ def test_a_trickled_answer_ends_at_the_deadline(tmp_path, kind: str, tls: bool, 
         verifier = PlatformVerifier(section, CodeHasher(SECRET), session)
         code = population.code_for("p01")
         server.inject(Fault(kind, route="verify", seconds=0.05))  # the answer would take seconds
-        started = time.monotonic()
         result = verifier.verify(code)
-        assert time.monotonic() - started < 0.5 + SLACK_S
+        assert server.stats["trickled"] == 0  # it gave up while the answer was still arriving
         assert_cannot_verify(result, caplog, code, "platform: no complete answer within 0.5 s")
         assert verifier.verify(code).colour == "green"  # the next lookup is answered as usual
         verifier.close()

@@ -91,6 +91,8 @@ def test_every_hot_key_is_checked():
     assert set(HOT_KEYS) == set(HOT)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_every_hot_key_is_re_read_by_the_running_kiosk(tmp_path):
     stale: list[str] = []
 
@@ -111,6 +113,8 @@ def test_every_hot_key_is_re_read_by_the_running_kiosk(tmp_path):
     assert stale == []
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_id_edit_restarts_the_kiosk(tmp_path):
     """The ids go into every record, the clock watch's and the disk guard's too (built once at
     start): a running kiosk never takes a new id half-way, it restarts with it."""

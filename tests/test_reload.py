@@ -100,6 +100,8 @@ def test_sighup_forces_a_check(config_file):
 # --- in a running kiosk --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_running_kiosk_applies_a_good_edit_and_keeps_serving_through_a_bad_one(tmp_path):
     def scene(s: Scene) -> None:
         kiosk = s.kiosk
@@ -125,6 +127,8 @@ def test_running_kiosk_applies_a_good_edit_and_keeps_serving_through_a_bad_one(t
     run_scene(tmp_path, scene)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_camera_change_restarts_the_kiosk(tmp_path):
     def scene(s: Scene) -> None:
         s.kiosk.request_config(merged(s.kiosk.config, {"camera": {"fps": 10.0}}))

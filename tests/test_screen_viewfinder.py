@@ -190,6 +190,28 @@ def test_an_object_with_a_frame_is_a_preview_too(open_screen):
     assert image[region(screen.viewfinder, 0.78, 0.9, 0.12, 0.35)].mean() > 200
 
 
+def test_the_camera_s_preview_is_drawn_once_per_frame(open_screen):
+    # The camera thread hands out a new read-only view of its latest frame at each call: the
+    # time the frame was taken, not the view object, tells a new frame.
+    from kiosk.sensors.reader import Preview
+
+    camera = {"frame": pattern(), "taken_at": 10.0}
+
+    def preview():
+        view = camera["frame"].view()
+        view.flags.writeable = False
+        return Preview(view, camera["taken_at"], 0.01)
+
+    screen = open_screen(preview=preview)
+    image = draw(screen, ScreenState("measuring"))
+    box = screen.viewfinder
+    assert image[region(box, 0.78, 0.9, 0.12, 0.35)].mean() > 200
+    assert screen.render() is False and screen.render() is False
+    camera["frame"], camera["taken_at"] = pattern((slice(140, 220), slice(20, 120))), 10.07
+    assert screen.render() is True
+    assert grab(screen)[region(box, 0.78, 0.9, 0.65, 0.88)].mean() > 200
+
+
 def test_set_preview_turns_the_view_on_and_off(open_screen):
     screen = open_screen()
     draw(screen, ScreenState("idle"))
@@ -201,6 +223,22 @@ def test_set_preview_turns_the_view_on_and_off(open_screen):
     screen.pump()
     draw(screen, ScreenState("measuring"))
     assert screen.viewfinder is None
+
+
+def test_screenshots_leave_the_camera_frame_out(open_screen, tmp_path):
+    screen = open_screen(preview=Frames(pattern()))
+    on_screen = draw(screen, ScreenState("idle"))
+    box = screen.viewfinder
+    saved = pygame.surfarray.array3d(pygame.image.load(str(screen.screenshot(tmp_path / "idle.png")))).astype(int)
+    assert on_screen[region(box, 0.78, 0.9, 0.12, 0.35)].mean() > 200
+    assert saved[region(box, 0.78, 0.9, 0.12, 0.35)].max() < 60, "the visitor's frame was saved"
+    assert (saved == np.array(AMBER)).all(axis=2).sum() > 100, "the target still shows where the view is"
+    outside = np.ones(saved.shape[:2], bool)
+    outside[box.left:box.right, box.top:box.bottom] = False
+    assert np.array_equal(saved[outside], on_screen[outside])
+    assert np.array_equal(grab(screen), on_screen), "the display keeps its view"
+    with_camera = screen.screenshot(tmp_path / "idle-camera.png", camera=True)
+    assert np.array_equal(pygame.surfarray.array3d(pygame.image.load(str(with_camera))).astype(int), on_screen)
 
 
 def test_warm_up_with_a_view_leaves_the_display_alone(open_screen):

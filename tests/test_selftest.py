@@ -10,6 +10,8 @@ from PIL import Image
 
 from busy_pins import BusyPins
 
+import pytest
+
 from kiosk.config import merged
 from kiosk.selftest import run_selftest, sharpness
 from kiosk.sim.demo import demo_config
@@ -66,6 +68,8 @@ def test_sharpness_tells_crisp_from_blurred():
     assert sharpness(crisp) > 1000 > sharpness(flat)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_command_exits_non_zero_on_a_failure(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(

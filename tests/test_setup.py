@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 SETUP = REPO / "setup.sh"
 KIOSK = Path(sys.executable).with_name("kiosk")

@@ -19,6 +19,8 @@ from kiosk.sim.demo import run_demo
 from kiosk.sound.recording import best_match, bursts, dominant_frequency, raw_to_wav, read_wav
 from kiosk.sound.voice import attach_sound
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 KIOSK = Path(sys.executable).with_name("kiosk")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng is missing (./setup.sh installs it as root; CI has it)")

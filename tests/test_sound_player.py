@@ -19,6 +19,9 @@ from kiosk.sound.recording import best_match, bursts, dominant_frequency, raw_to
 from kiosk.sound.voice import Voice
 
 
+pytestmark = [pytest.mark.slow]  # real sound, in real time
+
+
 @pytest.fixture
 def disk(tmp_path, monkeypatch) -> Path:
     """The mixer plays into a file (set before it opens; only this test's mixer sees it)."""

@@ -22,8 +22,8 @@ from kiosk.sound.recording import bursts, read_wav
 
 KIOSK = Path(sys.executable).with_name("kiosk")
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                reason="espeak-ng is missing (./setup.sh installs it as root; CI has it)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                                  reason="espeak-ng is missing (./setup.sh installs it as root; CI has it)")]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from test_setup import SETUP, FakePi, needs_apt_python, needs_root  # noqa: F401 (the Pi's stand-ins)
+
+pytestmark = [pytest.mark.slow]
 
 CARDS = """\
  0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones

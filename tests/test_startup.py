@@ -19,12 +19,16 @@ import time
 import types
 from pathlib import Path
 
+import pytest
+
 from kiosk.runtime import StatusReporter
 from kiosk.sim.qrframes import render_frame
 from kiosk.sim.world import SimWorld
 from busy_pins import BusyPins
 from picamera2_standin import StandInPicamera2, install_standin
 from scene import Scene, run_scene
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 GREEN, RED = 17, 27
 ROOT = Path(__file__).resolve().parent.parent

@@ -78,6 +78,8 @@ def test_the_table_shows_backlog_oldest_age_last_upload_and_last_error(tmp_path:
     assert "RETRYING" in table and "collector answered 503" in table
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_kiosk_status_runs_beside_the_daemon_and_never_shows_a_secret(tmp_path: Path, upstream: ReferenceUpstream) -> None:
     config_path = write_config(tmp_path, upstream.url)
     store = daemon_state(config_path, upstream, FixedClock())
@@ -97,6 +99,8 @@ def test_kiosk_status_runs_beside_the_daemon_and_never_shows_a_secret(tmp_path: 
         assert TOKEN not in output
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_status_without_an_event_log_says_where_it_looked(tmp_path: Path) -> None:
     config_path = write_config(tmp_path, "http://127.0.0.1:9")
     result = subprocess.run([sys.executable, "-m", "kiosk", "status", "--config", str(config_path)],
@@ -115,6 +119,8 @@ class RefusedEdit:
     error = "thermometer.fever_c: Input should be less than or equal to 42 (got 73)"
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_status_shows_state_decisions_faults_and_a_refused_config(tmp_path):
     seen = {}
 

@@ -67,23 +67,27 @@ def verify(unit: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_the_service_verifies_without_a_single_warning(tmp_path: Path) -> None:
     result = verify(stage(tmp_path, UNIT.read_text(), device_wait=DEVICE_WAIT.read_text()))
     # Unknown or misplaced keys are only warnings for systemd: any output counts as a failure.
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+@pytest.mark.slow
 def test_verify_reads_the_device_drop_ins(tmp_path: Path) -> None:
     """The check above covers the devices' drop-ins too: a typo there is reported."""
     result = verify(stage(tmp_path, UNIT.read_text(), device_wait="[Unit]\nJobRunningTimeoutSecs=20s\n"))
     assert "Unknown key 'JobRunningTimeoutSecs'" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_service_with_the_desktop_drop_in_verifies(tmp_path: Path) -> None:
     result = verify(stage(tmp_path, UNIT.read_text(), {"desktop.conf": DESKTOP.read_text()}))
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+@pytest.mark.slow
 def test_verify_catches_a_mistyped_setting(tmp_path: Path) -> None:
     """The check above can fail: a typo an editor might make is reported."""
     broken = UNIT.read_text().replace("WatchdogSec=30s", "WatchdogSecs=30s")
@@ -91,6 +95,7 @@ def test_verify_catches_a_mistyped_setting(tmp_path: Path) -> None:
     assert "Unknown key 'WatchdogSecs'" in result.stderr
 
 
+@pytest.mark.slow
 def test_verify_catches_a_missing_program(tmp_path: Path) -> None:
     unit = stage(tmp_path, UNIT.read_text())
     (tmp_path / "kiosk").unlink()
@@ -99,6 +104,7 @@ def test_verify_catches_a_missing_program(tmp_path: Path) -> None:
     assert "is not executable" in result.stderr
 
 
+@pytest.mark.slow
 def test_exposure_score_of_the_hardened_service(tmp_path: Path) -> None:
     result = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", str(stage(tmp_path, UNIT.read_text()))],
@@ -157,6 +163,7 @@ def test_every_device_class_is_one_the_kernel_registers() -> None:
     assert dict(allowed)["char-input"] == "r"
 
 
+@pytest.mark.slow
 def test_the_service_waits_for_its_devices_but_not_for_long(tmp_path: Path) -> None:
     """The udev rule tags the thermometer's bus and the camera for systemd; the unit wants and is
     ordered after exactly those device units; each waits at most 20 s (not systemd's 90 s)."""
@@ -176,6 +183,7 @@ def test_the_service_waits_for_its_devices_but_not_for_long(tmp_path: Path) -> N
     assert settings(DEVICE_WAIT.read_text()) == {"JobRunningTimeoutSec": ["20s"]}
 
 
+@pytest.mark.slow
 def test_the_units_command_lines_work_with_the_shipped_config(tmp_path: Path) -> None:
     """ExecStartPre= and ExecStart= as written, run with this checkout's kiosk and config."""
     unit = settings(UNIT.read_text())
@@ -236,6 +244,7 @@ MDWE_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_scanner_and_screen_run_under_memory_deny_write_execute(tmp_path: Path) -> None:
     """The kernel's own form of MemoryDenyWriteExecute= (prctl PR_SET_MDWE, Linux 6.3+) around the
     kiosk's native code: zxing-cpp, pyzbar through ctypes, numpy, Pillow and pygame drawing."""

@@ -9,6 +9,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from kiosk.app import Decided
 from kiosk.config import Config, merged
 from kiosk.decision import Reason, Verdict
@@ -85,6 +87,8 @@ def test_faults_are_counted_and_records_that_are_not_decisions_are_skipped():
         == summary.describe()
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_kiosk_status_shows_only_the_last_hour_and_its_advice(tmp_path: Path):
     config = merged(Config(), {"kiosk": {"data_dir": str(tmp_path / "data")}, "thermometer": {"site": "forehead"}})
     with EventStore(config.store_path) as store:
@@ -105,6 +109,8 @@ def test_kiosk_status_shows_only_the_last_hour_and_its_advice(tmp_path: Path):
     assert json.loads(as_json.stdout)["temperatures"]["text"] == "no visitors measured in the last hour"
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_cold_arrival_at_the_real_kiosk_shows_in_the_status(tmp_path: Path):
     seen = {}
 
@@ -147,6 +153,8 @@ def test_the_daemon_log_carries_each_piece_of_advice_once_until_it_clears():
     assert len(said) == 1 and cleared == ["cold_arrivals"]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_running_kiosk_logs_cold_advice(tmp_path: Path, caplog):
     def scene(s: Scene) -> None:
         reporter = StatusReporter(s.kiosk)

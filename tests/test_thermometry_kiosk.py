@@ -11,12 +11,16 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from kiosk.app import Kiosk
 from kiosk.sensors.body_model import BodyModel
 from kiosk.sim.world import ROOM_C, SimWorld
 from kit import wait_until
 from scene import Scene
 from scene import run_scene as run_stage
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def run_scene(tmp_path: Path, scene: Callable[[Kiosk, SimWorld, Callable[[str], str], list], None],

@@ -239,6 +239,8 @@ def test_unknown_routes_and_methods(upstream: ReferenceUpstream) -> None:
 # --- foreground server ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     script = "import sys; from kiosk.sim.upstream import serve; sys.exit(serve(0, sys.argv[1]))"
     process = subprocess.Popen(

@@ -191,6 +191,8 @@ def test_verify_asks_the_platform_for_platform_codes(capsys, tmp_path: Path, ups
     assert status == 0 and line["valid"] is False and line["reasons"] == ["unknown_code"]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_installed_command(tmp_path: Path) -> None:
     """The real entry point, as an external test suite calls it: stdin in, one JSON line out."""
     issuer = DccIssuer()
@@ -240,6 +242,8 @@ def test_hostile_codes_are_refused_without_a_traceback(capsys, tmp_path: Path, n
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_hostile_codes_through_the_installed_command(tmp_path: Path) -> None:
     cert = tmp_path / "demo.der"
     cert.write_bytes(DccIssuer().der)
@@ -276,6 +280,8 @@ def test_a_pem_file_holding_something_else_is_a_usage_error(capsys, tmp_path: Pa
     assert status == 2 and "not a PEM certificate" in err
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_stdin_that_is_not_utf8_is_a_refusal_not_a_traceback(tmp_path: Path) -> None:
     cert = tmp_path / "demo.der"
     cert.write_bytes(DccIssuer().der)

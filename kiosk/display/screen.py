@@ -19,7 +19,8 @@ object with it as ``.image`` (kiosk.sensors.reader.Preview, whose ``taken_at`` t
 ``.frame``, or None), the idle, measuring and "show your code" pages show the live view, mirrored
 like a selfie view, in a framed box with a target to aim the code at, until the visitor's code is
 read. A new frame (a later ``taken_at``, or else a new array) is drawn into the box only, by
-``render()`` and by ``pump()``; it is never kept beyond the next one, stored or logged. ``screen.viewfinder =
+``render()`` and by ``pump()``; it is never kept beyond the next one, stored or logged, and
+``screenshot()`` leaves it out. ``screen.viewfinder =
 false``, or no frame yet, draws the pages without the box.
 
 Touch: the idle page can carry a "No phone?" button, and the family lookup's keypad and list of
@@ -70,7 +71,8 @@ log = logging.getLogger(__name__)
 
 PI_MODEL_PATH = Path("/proc/device-tree/model")
 
-# What a preview source returns: a 2-D uint8 greyscale frame, an object with one as ``.frame``, or None.
+# What a preview source returns: a 2-D uint8 greyscale frame, an object with one as ``.image`` or
+# ``.frame``, or None.
 PreviewSource = Callable[[], object]
 
 # "large" text: body sizes x this (shrunk again only where a page would not fit otherwise).
@@ -493,12 +495,22 @@ class Screen:
         """The progress bar on the page as drawn (None: the page shows none)."""
         return self._bar.copy() if self._bar is not None else None
 
-    def screenshot(self, path: Path | str) -> Path:
-        """Save the current page as a PNG (drawing it first if needed)."""
+    def screenshot(self, path: Path | str, camera: bool = False) -> Path:
+        """Save the current page as a PNG (drawing it first if needed). The viewfinder is saved
+        empty, its target only: a camera frame is never stored, unless ``camera`` asks for it (the
+        README's pictures, of the simulated camera)."""
         self.render()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pygame.image.save(self.surface, str(path))
+        image = self.surface
+        if self._view is not None and not camera:
+            image, array = self.surface.copy(), self._frame_array
+            display, self.surface, self._frame_array = self.surface, image, None
+            try:
+                self._draw_view()
+            finally:
+                self.surface, self._frame_array = display, array
+        pygame.image.save(image, str(path))
         return path
 
     def close(self) -> None:

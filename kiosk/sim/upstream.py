@@ -246,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _trickle(self, body: bytes, fault: Fault) -> None:
         """Send the answer one byte every ``fault.seconds`` (its head too for "trickle_head"),
-        until it is all sent, the client hangs up or the server stops."""
+        until it is all sent (counted in ``stats["trickled"]``), the client hangs up or the server stops."""
         self.close_connection = True
         # The status line and headers, as end_headers would send them (taken from the buffer).
         head = b"".join(vars(self).pop("_headers_buffer", [])) + b"\r\n"
@@ -260,7 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 self.wfile.write(bytes([byte]))
         except OSError:
-            pass  # the client gave up: that is what is being tested
+            return  # the client gave up: that is what is being tested
+        self.server.upstream.count("trickled")
 
     def _hang_up(self, reset: bool) -> None:
         """Drop the connection with no answer: a reset, or a plain close."""

@@ -35,6 +35,7 @@ class SoundRecording:
         except RenderError as exc:
             log.warning("sound: %s", exc)
         self._player = attach_sound(kiosk)
+        self._enabled = kiosk.config.sound.enabled
 
     def idle(self) -> bool:
         """Everything said has been played: the demo can end without cutting a sentence off."""
@@ -44,7 +45,9 @@ class SoundRecording:
         """Write the WAV file, once the kiosk has stopped (and closed the mixer)."""
         player = self._player
         if player.format is None or not self._raw.exists():
-            return {"file": None, "problem": player.fault or "the sound output did not open"}
+            why = player.fault or ("the config turns sound off (sound.enabled = false)" if not self._enabled
+                                   else "the sound output did not open")
+            return {"file": None, "problem": why}
         self.wav.parent.mkdir(parents=True, exist_ok=True)
         seconds = raw_to_wav(self._raw, self.wav, *player.format)
         self._raw.unlink()
