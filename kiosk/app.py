@@ -18,11 +18,22 @@ enters the visit exactly as a scanned one would (verified at the platform, repla
 rules, wrist measurement, event with ``proxy``). The keypad's pages and timeouts are
 ``kiosk.family_flow``'s; the lookup runs on its own worker thread; the number lives only in the
 keypad's entry until it is sent, and is never logged.
+
+Guidance on the pages (`_guide`): while a wrist is measured, the measuring pages carry the
+thermometry's progress (in PROGRESS_STEP steps, full once the reading is taken); until the code is
+read, the camera's hint ("closer", "hold_still", "brighter"); while a wrist is awaited, the
+thermometer's "closer" as "wrist_closer". Before the code is read the camera's hint comes first:
+the code is the step the visitor is stuck on, and the hand holding the phone is often the warm
+thing near the sensor; once it is read the camera has nothing more to say. The start page shows
+"wrist_closer" too: a visitor who starts with the wrist, held too far, is not measured, so no visit
+begins and nothing else would tell them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,14 +49,14 @@ from kiosk.config import Config
 from kiosk.decision import Policy, Verdict, decide
 from kiosk.display.lights import KeptLights
 from kiosk.display.screen import Screen
-from kiosk.display.state import Kind, ScreenState
+from kiosk.display.state import Hint, Kind, ScreenState
 from kiosk.events import Event, utc_iso
 from kiosk.family_flow import FamilyFlow, sample_pages
 from kiosk.reconfigure import plan
 from kiosk.reload import ConfigWatcher
 from kiosk.results import CodeResult, Reason, TemperatureResult
 from kiosk.sensors.reader import CodeReader, SeenCode
-from kiosk.sensors.thermometry import Thermometry
+from kiosk.sensors.thermometry import Thermometry, ThermometryState
 from kiosk.sync.store import EventStore
 from kiosk.sync.uploader import Uploader
 from kiosk.watchdog import Watchdog
@@ -60,6 +71,11 @@ BUSY_TICK_S = 0.005
 # Once a visit's time is up, its decision job has this long to commit the refusal before the
 # kiosk stops waiting for it (the event log is then taken to be failing).
 COMMIT_GRACE_S = 5.0
+# The progress bar moves in steps of this: a page differs from the one drawn only when the mark has
+# visibly moved, so the loop does not redraw at every reading.
+PROGRESS_STEP = 0.05
+# The pages that show how far the reading has settled.
+MEASURING_KINDS = ("measuring", "hold_still", "measuring_again")
 
 
 @dataclass
@@ -192,6 +208,9 @@ class Kiosk:
         pages += [ScreenState(kind="pass", temperature_c=36.6, holder="张*"),
                   ScreenState(kind="out_of_service", detail="thermometer: no thermometer answers")]
         pages += [ScreenState(kind="refuse", temperature_c=37.9, reasons=(str(reason),), holder="张*") for reason in Reason]
+        # The guidance: the bar, and each hint's words (the camera's on the start page).
+        pages += [ScreenState(kind="measuring", code_read=True, progress=0.5, hint="wrist_closer")]
+        pages += [ScreenState(kind="idle", hint=hint) for hint in ("closer", "hold_still", "brighter")]
         if self.parts.family is not None:
             pages += sample_pages()
         return pages
@@ -251,7 +270,8 @@ class Kiosk:
                 parts.lights.show_idle()
         if change.touches("screen") or "kiosk.language" in change.changed:
             parts.screen.close()
-            parts.screen = Screen(new.screen, new.kiosk.language)
+            # The camera's view goes to the new screen too, or the viewfinder would be lost.
+            parts.screen = Screen(new.screen, new.kiosk.language, preview=parts.reader.preview)
             parts.screen.warm_up(self._pages_to_warm())  # new fonts or language: warmed as at start
             state, self._shown = self._shown, None
             self._show(state or self._idle_screen())
@@ -352,6 +372,8 @@ class Kiosk:
         if visit is None:
             snapshot = thermometry.snapshot()
             if seen is None and snapshot.phase not in ("measuring", "settled"):
+                # Between visitors each tick (at screen.fps) shows a hint that has appeared or gone.
+                self._show(self._idle_screen(snapshot))
                 return
             visit = self._visit = Visit(started=now)
             self.phase = Phase.MEASURING
@@ -364,6 +386,10 @@ class Kiosk:
             if result is not None:
                 visit.temperature = result
                 visit.temperature_at = settled.since if settled.phase == "settled" else now
+                shown = self._shown
+                if shown is not None and shown.kind in MEASURING_KINDS and shown.progress is not None:
+                    # The reading is taken: the bar is full while the verdict is prepared.
+                    self._show(dataclasses.replace(shown, progress=1.0))
         if visit.decision is None and visit.code and visit.temperature:
             visit.ready_at = max(visit.code.seen_at, visit.temperature_at or now)
             visit.decision = self._workers.submit(self._decide, visit)
@@ -399,8 +425,27 @@ class Kiosk:
             elif thermometry.hold_still:
                 kind = "hold_still"
         temperature = visit.temperature.celsius if visit.temperature else None
-        self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None))
+        progress, hint = self._guide(kind, visit, thermometry)
+        self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None,
+                               progress=progress, hint=hint))
         self.phase = Phase(kind)
+
+    def _guide(self, kind: Kind, visit: Visit | None, thermometry: ThermometryState) -> tuple[float | None, Hint | None]:
+        """The progress bar and the hint line of a page (see the module docstring)."""
+        progress: float | None = None
+        if kind in MEASURING_KINDS:
+            if visit is not None and visit.temperature is not None:
+                progress = 1.0
+            elif thermometry.phase == "measuring":
+                progress = round(math.floor(thermometry.progress / PROGRESS_STEP + 1e-9) * PROGRESS_STEP, 2)
+        hint: Hint | None = None
+        code_read = visit is not None and visit.code is not None
+        if not code_read:
+            hint = self.parts.reader.hint()
+        waiting_for_wrist = visit is None or visit.temperature is None
+        if hint is None and waiting_for_wrist and thermometry.closer:
+            hint = "wrist_closer"
+        return progress, hint
 
     def _decide(self, visit: Visit) -> tuple[Verdict, Event, CodeResult]:
         """Worker thread: wait for the code's verification, apply the rules, commit the event."""
@@ -472,8 +517,9 @@ class Kiosk:
 
     # --- people without phones: the family lookup ----------------------------------------------
 
-    def _idle_screen(self) -> ScreenState:
-        return ScreenState(kind="idle", family_button=self.parts.family is not None)
+    def _idle_screen(self, thermometry: ThermometryState | None = None) -> ScreenState:
+        _, hint = self._guide("idle", None, thermometry or self.parts.thermometry.snapshot())
+        return ScreenState(kind="idle", family_button=self.parts.family is not None, hint=hint)
 
     def _tapped(self, taps: list[tuple[int, int]]) -> list[str]:
         """The buttons hit by these taps, in order (taps beside every button are left out)."""

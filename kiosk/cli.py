@@ -88,10 +88,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     watcher.install_sighup()  # systemctl reload kiosk
     parts.extra_threads.append(watcher.run)
     kiosk.config_watcher = watcher
-    parts.extra_threads.append(StatusReporter(kiosk).run)  # for `kiosk status`
     from kiosk.sound.voice import attach_sound
 
-    attach_sound(kiosk)  # tones and spoken prompts, on the player's own thread
+    player = attach_sound(kiosk)  # tones and spoken prompts, on the player's own thread
+    # For `kiosk status`, which runs in another process and can only read what is saved.
+    parts.extra_threads.append(StatusReporter(kiosk, sound=lambda: player.describe(kiosk.config.sound)).run)
     # systemctl stop: a clean stop, so the gate relay is switched off and the event log closed.
     signal.signal(signal.SIGTERM, lambda *_: kiosk.stop())
     kiosk.run()

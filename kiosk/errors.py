@@ -11,6 +11,7 @@ OSError, a bad setting a ValueError, a request past its deadline a TimeoutError.
     │   ├── LightsError                 the GPIO lights, buzzer and gate relay
     │   └── DisplayError                the screen
     ├── DecoderMissing (ImportError)    the QR decoder library is not installed
+    ├── RenderError (OSError)           the spoken prompts could not be rendered (espeak-ng)
     ├── VerificationError               a health code could not be checked
     │   ├── PlatformFailure (OSError)   the issuing platform gave no usable answer
     │   ├── TrustError (ValueError)     a trust anchor cannot be used
@@ -71,6 +72,11 @@ class DisplayError(HardwareError):
 class DecoderMissing(KioskError, ImportError):
     """The QR decoder library chosen in camera.decoder is not installed: an ImportError, which is
     what its absence is."""
+
+
+class RenderError(KioskError, OSError):
+    """The spoken prompts could not be rendered: espeak-ng is missing, does not run, or fails on a
+    clip. An OSError, as a program that cannot be run (FileNotFoundError) or fails is one."""
 
 
 # --- verification ---------------------------------------------------------------------------------

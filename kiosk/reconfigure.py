@@ -35,6 +35,8 @@ HOT = frozenset({
     "screen.height",
     "screen.font",
     "screen.temperature_unit",
+    "screen.text_size",
+    "screen.viewfinder",  # the new screen is given the camera's view again (or none, when false)
     # the thermometry reads its section at each step; the policy is rebuilt
     "thermometer.sample_hz",
     "thermometer.presence_c",

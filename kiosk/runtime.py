@@ -1,7 +1,7 @@
 """The daemon's side of `kiosk status`: what the kiosk is doing, saved where a second process can read it.
 
-A background thread takes a snapshot every few seconds (state, faults, camera frame rate, the last
-decisions, a refused config edit) and stores it with the upload state in the event log, only when
+A background thread takes a snapshot every few seconds (state, faults, camera frame rate, sound,
+the last decisions, a refused config edit) and stores it with the upload state in the event log, only when
 something changed or as a heartbeat, so an SD card is not written needlessly. It also logs
 temperature advice once when it appears (many visitors arriving cold, a drifting crowd median; see
 `kiosk.temperature_summary`).
@@ -32,8 +32,10 @@ LAST_DECISIONS = 5
 
 class StatusReporter:
     def __init__(self, kiosk: "Kiosk", utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, sound: Callable[[], str] | None = None):
+        """``sound`` says how the sound is (the player's `describe`); None: this kiosk has none."""
         self._kiosk = kiosk
+        self._sound = sound
         self._utcnow = utcnow
         self._clock = clock
         self._decisions: deque[dict[str, Any]] = deque(maxlen=LAST_DECISIONS)
@@ -78,6 +80,7 @@ class StatusReporter:
             "camera": kiosk.parts.reader.fault or "ok",
             "camera_fps": round(fps, 1),
             "lights": kiosk.parts.lights.fault or "ok",
+            "sound": self._sound() if self._sound is not None else "none",
             "last_decisions": list(self._decisions),
             "config_error": watcher.error if watcher is not None else None,
             "version": __version__,

@@ -2,11 +2,15 @@
 
 Run it with the service stopped (the camera and the pins can have only one user). Lights, buzzer
 and relay are switched on and off and read back; the thermometer is read once; one camera frame
-is checked for brightness and sharpness; the platform and the collector must answer over HTTP.
+is checked for brightness and sharpness; the sound device is opened and three beeps are played,
+and the spoken prompts must be rendered for what the screen says now; the platform and the
+collector must answer over HTTP.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
@@ -104,6 +108,55 @@ def check_camera(config: Config, world: "SimWorld | None") -> Check:
     return _guard("camera", frame)
 
 
+def check_sound(config: Config) -> list[Check]:
+    """The sound device (opened as the player opens it, three beeps played) and the spoken prompts
+    (every clip rendered for the screen's current words, in the configured voices)."""
+    section = config.sound
+    if not section.enabled:
+        return [Check("sound", True, "off (sound.enabled = false): nothing to check")]
+
+    def device() -> Check:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        import pygame
+
+        from kiosk.sound import tones
+        from kiosk.sound.player import BUFFER, CHANNELS, FREQUENCY, SIZE
+
+        try:
+            pygame.mixer.init(frequency=FREQUENCY, size=SIZE, channels=CHANNELS, buffer=BUFFER, allowedchanges=0)
+            opened = pygame.mixer.get_init()
+        except pygame.error as exc:
+            return Check("sound", False, f"no sound device: {exc}")
+        try:
+            if not opened:
+                return Check("sound", False, "no sound device: the mixer did not open")
+            beeps = pygame.mixer.Sound(file=io.BytesIO(tones.wav_bytes("attention")))
+            beeps.set_volume(section.volume)
+            channel = beeps.play()
+            until = time.monotonic() + 2 * beeps.get_length() + 1.0
+            while channel is not None and channel.get_busy() and time.monotonic() < until:
+                time.sleep(0.02)
+            return Check("sound", True, f"{opened[0]} Hz, {opened[2]} channels: three beeps played")
+        finally:
+            pygame.mixer.quit()
+
+    checks = [_guard("sound", device)]
+    if not section.voice:
+        checks.append(Check("spoken prompts", True, "none needed (sound.voice = false: tones only)"))
+        return checks
+
+    def clips() -> Check:
+        from kiosk.sound.clips import ClipLibrary, clip_folder
+
+        library = ClipLibrary(clip_folder(config), section)
+        if library.problem:
+            return Check("spoken prompts", False, library.problem)
+        return Check("spoken prompts", True, f"{len(library)} clips, current (voices {section.zh_voice}, {section.en_voice})")
+
+    checks.append(_guard("spoken prompts", clips))
+    return checks
+
+
 def check_reachable(name: str, url: str, timeout_s: float, ca_bundle: str | None = None) -> Check:
     def probe() -> Check:
         session = guard_session()
@@ -146,6 +199,7 @@ def run_selftest(config: Config, world: "SimWorld | None" = None) -> list[Check]
     else:
         checks.append(check_thermometer(thermometer))
     checks.append(check_camera(config, world))
+    checks += check_sound(config)
     checks.append(check_reachable("platform", config.platform.url, config.platform.timeout_s))
     checks.append(check_reachable("collector", config.upstream.url, config.upstream.timeout_s,
                                   config.upstream.ca_bundle or None))

@@ -47,9 +47,6 @@ class Watchdog:
     def status(self, text: str) -> None:
         self._send(f"STATUS={text}")
 
-    def reloading(self) -> None:
-        self._send(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
-
     def stopping(self) -> None:
         self._send("STOPPING=1")
 

@@ -35,3 +35,15 @@ def test_readme_links_every_doc():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for doc in (ROOT / "docs").glob("*.md"):
         assert f"docs/{doc.name}" in readme, doc.name
+
+
+def test_readme_lists_every_reason_with_what_the_screen_says():
+    from kiosk.display.texts import LINES
+    from kiosk.results import Reason
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Reasons", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(" `"): line for line in table.splitlines() if line.startswith("| `")}
+    assert set(rows) == {str(reason) for reason in Reason}
+    for reason, row in rows.items():
+        assert LINES[reason]["en"][0] in row and LINES[reason]["zh"][0] in row, reason

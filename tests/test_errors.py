@@ -59,7 +59,7 @@ def test_every_class_in_the_tree_is_a_kiosk_error_and_a_builtin() -> None:
 
 @pytest.mark.parametrize(("name", "builtin"), [
     ("SensorError", OSError), ("CameraError", OSError), ("LightsError", OSError), ("DisplayError", OSError),
-    ("DecoderMissing", ImportError), ("PlatformFailure", OSError), ("TrustError", ValueError),
+    ("DecoderMissing", ImportError), ("RenderError", OSError), ("PlatformFailure", OSError), ("TrustError", ValueError),
     ("CertificateError", ValueError), ("NetworkError", OSError), ("DeadlineExceeded", TimeoutError),
     ("AnswerTooLarge", OSError), ("StoreError", OSError), ("UploadError", OSError), ("ConfigError", ValueError),
     ("SettingError", ValueError), ("CalibrationError", ValueError), ("UsageError", ValueError),

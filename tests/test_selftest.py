@@ -13,13 +13,16 @@ from busy_pins import BusyPins
 import pytest
 
 from kiosk.config import merged
-from kiosk.selftest import run_selftest, sharpness
+from kiosk.errors import RenderError
+from kiosk.selftest import check_sound, run_selftest, sharpness
+from kiosk.sound.clips import clip_folder, render
 from kiosk.sim.demo import demo_config
 from kiosk.sim.upstream import ReferenceUpstream
 from kiosk.sim.world import SimWorld
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ["green light", "red light", "buzzer", "gate relay", "thermometer", "camera", "platform", "collector"]
+PARTS = ["green light", "red light", "buzzer", "gate relay", "thermometer", "camera", "sound", "spoken prompts",
+         "platform", "collector"]
 
 
 def by_name(checks):
@@ -29,6 +32,10 @@ def by_name(checks):
 def test_everything_passes_on_working_simulated_hardware(tmp_path):
     with ReferenceUpstream(port=0, data_dir=tmp_path / "up").start() as upstream:
         config = demo_config(tmp_path, upstream.url, headless=True)
+        try:
+            render(config.sound, clip_folder(config))  # as setup.sh does
+        except RenderError:  # no espeak-ng here: a kiosk with tones only
+            config = merged(config, {"sound": {"voice": False}})
         checks = run_selftest(config)
     assert [c.name for c in checks] == PARTS
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
@@ -86,3 +93,23 @@ def test_command_exits_non_zero_on_a_failure(tmp_path):
     table = subprocess.run([sys.executable, "-m", "kiosk", "selftest", "--config", str(config)],
                            capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "FAIL  platform" in table.stdout and "PASS  thermometer" in table.stdout
+
+
+def test_sound_checks_the_device_and_that_the_spoken_prompts_are_current(tmp_path, monkeypatch):
+    config = demo_config(tmp_path, "http://127.0.0.1:9", headless=True)
+    device, prompts = check_sound(config)
+    assert device.ok and "beeps played" in device.detail  # SDL's dummy audio driver stands in for the card
+    assert not prompts.ok and "kiosk sound render" in prompts.detail  # never rendered
+    try:
+        render(config.sound, clip_folder(config))
+    except RenderError:
+        pytest.skip("espeak-ng is missing (./setup.sh installs it as root; CI has it)")
+    assert check_sound(config)[1].ok
+    other_voice = merged(config, {"sound": {"en_voice": "en-gb"}})
+    stale = check_sound(other_voice)[1]
+    assert not stale.ok and "other texts or voices" in stale.detail
+    assert [c.detail for c in check_sound(merged(config, {"sound": {"enabled": False}}))] == [
+        "off (sound.enabled = false): nothing to check"]
+    monkeypatch.setenv("SDL_AUDIODRIVER", "no-such-audio-driver")
+    device = check_sound(config)[0]
+    assert not device.ok and device.detail.startswith("no sound device: ")

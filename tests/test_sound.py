@@ -104,7 +104,7 @@ def test_the_same_prompt_is_not_repeated_within_a_few_seconds_but_a_verdict_alwa
     ear.show(ScreenState(kind="prompt_code"))
     ear.show(ScreenState(kind="measuring"))
     ear.show(ScreenState(kind="prompt_code"))  # back again half a second later: not said twice
-    ear.show(ScreenState(kind="prompt_code", hint="closer"))  # the same page with a hint: not new
+    ear.show(ScreenState(kind="prompt_code", temperature_c=36.6))  # the same page with a detail: not new
     ear.show(ScreenState(kind="idle"), after_s=REPEAT_S)
     ear.show(ScreenState(kind="prompt_code"))  # a while later: said again
     assert [u.label for u in ear.said] == ["prompt_code", "prompt_code"]
@@ -116,6 +116,24 @@ def test_the_same_prompt_is_not_repeated_within_a_few_seconds_but_a_verdict_alwa
     ear.show(ScreenState(kind="refuse", reasons=("fever",)))  # the same page shown again: once
     assert [u.label for u in ear.said] == ["pass", "pass", "refuse:fever"]
     assert all(u.verdict for u in ear.said)
+
+
+def test_a_hint_is_said_when_it_appears_and_not_again_within_a_few_seconds():
+    ear = Listener()
+    ear.language = "en"
+    ear.show(ScreenState(kind="idle"))
+    ear.show(ScreenState(kind="idle", hint="closer"))  # the start page is silent, its hint is not
+    ear.show(ScreenState(kind="idle"))
+    ear.show(ScreenState(kind="idle", hint="closer"))  # the phone moving in and out: said once
+    ear.show(ScreenState(kind="measuring", hint="closer"))  # the same hint on the next page: not again
+    ear.show(ScreenState(kind="measuring", code_read=True, progress=0.4))  # the bar moving: silent
+    ear.show(ScreenState(kind="prompt_wrist", code_read=True, hint="wrist_closer"))  # page and hint at once
+    assert [u.label for u in ear.said] == ["hint_closer", "prompt_wrist+hint_wrist_closer"]
+    assert ear.said[-1].parts == (Clip("prompt_wrist", "en"), Clip("hint_wrist_closer", "en"))
+    ear.show(ScreenState(kind="idle", hint="closer"), after_s=REPEAT_S)
+    assert ear.said[-1].label == "hint_closer"  # a while later: said again
+    assert sentence("hint_closer", "en") == "Move the phone closer."
+    assert sentence("hint_wrist_closer", "zh") == "请把手腕再靠近测温区一些。"
 
 
 def test_both_languages_say_every_chinese_sentence_then_every_english_one():

@@ -52,8 +52,6 @@ CONFIG1 = 0x25
 
 ERROR_FLAG = 0x8000
 KELVIN_PER_LSB = 0.02
-# The lowest value a RAM word with bit 15 set converts to: 0x8000 * 0.02 - 273.15.
-ERROR_FLAG_C = 0x8000 * KELVIN_PER_LSB - 273.15
 AMBIENT_RANGE_C = (-40.0, 85.0)  # the sensor's rated operating range
 OBJECT_MIN_C = -70.0  # the sensor's lowest object temperature
 # The datasheet asks for at least 5 ms after an EEPROM write; twice that is what drivers use.

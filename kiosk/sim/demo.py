@@ -79,7 +79,11 @@ def demo_config(data_dir: Path, upstream_url: str, headless: bool) -> Config:
 
 
 class ScreenshotTaker:
-    """Saves the first screen of each kind (and of each refusal reason) as a PNG."""
+    """Saves the first screen of each kind (and of each refusal reason, and of each hint on a kind:
+    ``idle-hint-closer``) as a PNG, and the first measuring page whose bar is at least half full
+    (``measuring-progress``). The viewfinder keeps its camera frame: the demo's camera is simulated."""
+
+    PROGRESS_SHOT_FROM = 0.5  # a bar clearly part-filled
 
     def __init__(self, screen, folder: Path):
         self._screen = screen
@@ -89,9 +93,16 @@ class ScreenshotTaker:
 
     def __call__(self, state: ScreenState) -> None:
         name = state.kind if state.kind != "refuse" else f"refuse-{state.reasons[0] if state.reasons else 'other'}"
+        if state.hint is not None:
+            name += f"-hint-{state.hint}"
+        self._take(name)
+        if state.progress is not None and self.PROGRESS_SHOT_FROM <= state.progress < 1.0:
+            self._take(f"{state.kind}-progress")
+
+    def _take(self, name: str) -> None:
         if name not in self._taken:
             self._taken.add(name)
-            self._screen.screenshot(self._folder / f"{name}.png")
+            self._screen.screenshot(self._folder / f"{name}.png", camera=True)
 
     @property
     def taken(self) -> list[str]:

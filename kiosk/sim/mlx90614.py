@@ -249,9 +249,6 @@ class SimI2C:
         self._devices[device.address] = device
         return device
 
-    def detach(self, address: int) -> None:
-        self._devices.pop(address, None)
-
     def _device(self, address: int) -> SimDevice:
         if not self._lock.locked():
             raise RuntimeError("I2C bus used without try_lock()")

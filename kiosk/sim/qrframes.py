@@ -86,11 +86,17 @@ UNREADABLE: list[Distortion] = [
     Distortion("dim_screen", brightness=(22.0, 28.0), contrast=(0.045, 0.055), noise=(8.0, 9.0)),
 ]
 
-_BY_NAME = {d.name: d for d in [*DISTORTIONS, *UNREADABLE, TYPICAL]}
+# A phone held at arm's length, further than "too_far": there no code is located or read, whatever
+# its size (the reference platform's short codes, QR version 2, still read at "too_far", where
+# denser ones do not), so the camera has nothing to advise; the viewfinder shows the phone, small.
+ARM_LENGTH = Distortion("arm_length", scale=(0.05, 0.058), noise=(2.0, 3.0))
+
+_BY_NAME = {d.name: d for d in [*DISTORTIONS, *UNREADABLE, ARM_LENGTH, TYPICAL]}
 
 
 def distortion(name: str) -> Distortion:
-    """The preset called `name` (one of DISTORTIONS, or "typical"); KeyError lists the known names."""
+    """The preset called `name` (one of DISTORTIONS, UNREADABLE, "arm_length" or "typical"); KeyError
+    lists the known names."""
     try:
         return _BY_NAME[name]
     except KeyError:

@@ -2,7 +2,8 @@
 
 Each visitor fetches their current code from the reference platform (as their phone would), shows
 it to the scenario camera and holds a wrist to the emulated thermometer; they leave once the
-kiosk shows its verdict. A visitor without a phone taps "No phone?" on the touchscreen, types a
+kiosk shows its verdict. Some hold the phone or the wrist too far away at first, and come closer
+once the screen asks them to (or the code is read anyway). A visitor without a phone taps "No phone?" on the touchscreen, types a
 family member's number and taps their own name instead. The director only touches the simulated
 world (camera, wrist, chip, taps on the screen) and watches the kiosk the way a person would: what
 the screen shows.
@@ -34,6 +35,10 @@ HOW_PHONES_ARE_HELD = ("plain", "large", "rotated", "tilted", "dim")
 FAMILY_PHONE = "13800138001"
 # How long a person takes per key on the keypad.
 KEY_PAUSE_S = 0.15
+# How long a person takes to follow a hint on the screen: they read it (or hear it said) first.
+HINT_REACTION_S = 2.5
+# A wrist held this far from the sensor fills a sixth of its view: warmer than the room, not a wrist.
+WRIST_TOO_FAR_CM = 6.0
 
 
 @dataclass(frozen=True)
@@ -45,15 +50,20 @@ class Visitor:
     proxy: bool = False
     keypad_phone: str | None = None  # no phone: this family member's number is typed on the keypad
     unplug_sensor: bool = False
+    # Holds the phone at arm's length first, wrist already at the sensor, then brings it nearer:
+    # "too_far" (where a dense code gets the "closer" hint), then close enough.
+    phone_far: bool = False
+    wrist_far: bool = False  # holds the wrist too far from the sensor until the screen asks for it closer
     expect_outcome: str = "PASS"
     expect_reasons: tuple[str, ...] = ()
 
 
 # The first eleven cover every case the demo promises; more visitors are drawn at random after them.
 SCRIPT: tuple[Visitor, ...] = (
-    Visitor("green, normal", "green"),
+    Visitor("green, normal, phone held too far at first", "green", phone_far=True),
     Visitor("green, fever", "green", skin_c=38.4, expect_outcome="REFUSE", expect_reasons=("fever",)),
-    Visitor("yellow code", "yellow", expect_outcome="REFUSE", expect_reasons=("yellow_code",)),
+    Visitor("yellow code, wrist held too far at first", "yellow", wrist_far=True, expect_outcome="REFUSE",
+            expect_reasons=("yellow_code",)),
     Visitor("red code", "red", expect_outcome="REFUSE", expect_reasons=("red_code",)),
     Visitor("stale screenshot", "green", code_minutes_ago=10, expect_outcome="REFUSE", expect_reasons=("stale_code",)),
     Visitor("unknown code", None, expect_outcome="REFUSE", expect_reasons=("unknown_code",)),
@@ -191,12 +201,19 @@ class Director:
         code = None
         if visitor.keypad_phone:
             self._choose_on_keypad(visitor.keypad_phone, stop)
+        elif visitor.phone_far:
+            code = self.phone.code_for(visitor)
+            self._wait_phase("idle", stop)
+            self._phone_from_afar(visitor, code, stop)
         else:
             code = self.phone.code_for(visitor)
             self._wait_phase("idle", stop)
             world.camera.show(code, self._rng.choice(HOW_PHONES_ARE_HELD))
             time.sleep(0.1)
-        world.wrist.approach(visitor.skin_c)
+        if visitor.wrist_far:
+            self._wrist_from_afar(visitor, stop)
+        elif not visitor.phone_far:
+            world.wrist.approach(visitor.skin_c)
         if visitor.unplug_sensor:
             # Pull the plug once the kiosk has read the code and is measuring.
             self._wait(lambda: self._shows("code_read"), "code read", stop)
@@ -213,6 +230,42 @@ class Director:
             time.sleep(self._outage_s)
             log.info("demo: thermometer plugged back in")
             world.chip.plugged = True
+
+    def _follows_hint(self, hint: str, give_up_s: float, stop: threading.Event) -> bool:
+        """Wait for the screen to show `hint` (True, after reading it), the code to be read or `give_up_s`
+        to pass (False)."""
+        deadline = time.monotonic() + give_up_s
+        while time.monotonic() < deadline:
+            if stop.is_set():
+                raise InterruptedError
+            state = self._shown()
+            if state is not None and state.hint == hint:
+                time.sleep(HINT_REACTION_S)
+                return True
+            if state is not None and (state.code_read or state.kind in ("pass", "refuse")):
+                return False
+            time.sleep(0.01)
+        return False
+
+    def _phone_from_afar(self, visitor: Visitor, code: str, stop: threading.Event) -> None:
+        """Phone at arm's length and the wrist at the sensor; then the phone comes nearer, step by step."""
+        world = self.world
+        world.camera.show(code, "arm_length")
+        time.sleep(0.3)
+        world.wrist.approach(visitor.skin_c)
+        self._wait(lambda: self._shows("progress"), "the reading to start", stop)
+        world.camera.show(code, "too_far")
+        # A dense code is not read there and the screen asks for it closer; a short one may be read at once.
+        if self._follows_hint("closer", 1.5, stop) or not self._shows("code_read"):
+            world.camera.show(code, self._rng.choice(HOW_PHONES_ARE_HELD))
+
+    def _wrist_from_afar(self, visitor: Visitor, stop: threading.Event) -> None:
+        """The wrist held too far once the code is read, then brought in when the screen asks."""
+        self._wait(lambda: self._shows("code_read"), "code read", stop)
+        self.world.wrist.approach(visitor.skin_c, distance_cm=WRIST_TOO_FAR_CM)
+        self._wait(lambda: getattr(self._shown(), "hint", None) == "wrist_closer", "the hint to bring the wrist closer", stop)
+        time.sleep(HINT_REACTION_S)  # read (or heard) first
+        self.world.wrist.approach(visitor.skin_c)
 
     def run(self, stop: threading.Event) -> None:
         try:

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ import numpy as np
 
 from kiosk.config import Config, SoundSection
 from kiosk.datadir import FILE_MODE, make_private_dir, open_private
-from kiosk.errors import KioskError
+from kiosk.errors import RenderError
 from kiosk.sound.prompts import LANGUAGES, prompt_keys, sentence
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ RENDER_TIMEOUT_S = 60.0
 # espeak-ng ends each clip with up to 0.35 s of silence; trimmed to this, so the parts of a prompt
 # follow each other at the player's own pace. Part of every clip's fingerprint: a change re-renders.
 EDGE_S = {"lead": 0.02, "tail": 0.05}
-
-
-class RenderError(KioskError):
-    """The clips could not be rendered (espeak-ng missing, a voice it does not have ...)."""
 
 
 def clip_folder(config: Config) -> Path:
@@ -249,6 +246,8 @@ class ClipLibrary:
         self.voices = (section.zh_voice, section.en_voice)
         self._paths: dict[tuple[str, str], Path] = {}
         self.problem: str | None = None
+        specs = wanted(section)
+        self.expected = len(specs)  # clips the kiosk may play, both languages
         manifest = read_manifest(folder)
         if manifest is None:
             what = "no folder" if not folder.is_dir() else "no manifest.json"
@@ -256,7 +255,7 @@ class ClipLibrary:
                             "`kiosk sound render` makes them")
             return
         stale = []
-        for spec in wanted(section):
+        for spec in specs:
             if spec.matches(manifest.get(spec.name)):
                 self._paths[(spec.key, spec.language)] = folder / spec.name
             else:
@@ -276,16 +275,21 @@ class ClipLibrary:
 class ClipShelf:
     """The ClipLibrary for the settings in use, read again when the manifest or the voices change
     (a `kiosk sound render` while the kiosk runs is picked up by the next prompt). Used on the
-    player's thread only: the screen loop never touches a file for sound. Each distinct problem
-    is logged once."""
+    player's thread, and by the status thread for `kiosk status`: the screen loop never touches a
+    file for sound. Each distinct problem is logged once."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self._library: ClipLibrary | None = None
         self._stamp: tuple | None = None
         self._logged: set[str] = set()
+        self._lock = threading.Lock()
 
     def library(self, section: SoundSection) -> ClipLibrary:
+        with self._lock:
+            return self._current(section)
+
+    def _current(self, section: SoundSection) -> ClipLibrary:
         try:
             changed_at: int | None = (self.folder / MANIFEST).stat().st_mtime_ns
         except OSError:

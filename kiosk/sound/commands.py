@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from kiosk.config import Config
-from kiosk.sound.clips import RenderError, clip_folder, render
+from kiosk.errors import RenderError
+from kiosk.sound.clips import clip_folder, render
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_config: Path) -> None:

@@ -11,7 +11,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiosk.sound.clips import RenderError, clip_folder, render
+from kiosk.errors import RenderError
+from kiosk.sound.clips import clip_folder, render
 from kiosk.sound.recording import raw_to_wav, use_disk_driver
 from kiosk.sound.voice import attach_sound
 

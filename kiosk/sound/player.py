@@ -99,6 +99,22 @@ class Player:
             self._idle.clear()
         self._wake.set()
 
+    def describe(self, section: SoundSection) -> str:
+        """One line for `kiosk status`: "ok", or what is not heard and why."""
+        if not section.enabled:
+            return "off (sound.enabled = false)"
+        if self.fault:
+            return self.fault
+        if self.format is None:
+            return "sound device not opened yet"
+        if not section.voice:
+            return "ok (tones only: sound.voice = false)"
+        library = self._clips.library(section)
+        if library.problem:
+            return (f"clips missing: run `kiosk sound render` (tones only until then; "
+                    f"{len(library)} of {library.expected} clips usable)")
+        return "ok"
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until everything said has been played (or dropped); False on timeout."""
         return self._idle.wait(timeout)
@@ -159,7 +175,7 @@ class Player:
                 raise RuntimeError("the mixer did not open")
         except Exception as exc:  # pygame.error, ImportError: no device, no driver, no SDL audio
             self._failed_at = now
-            self.fault = f"no sound output: {exc}"
+            self.fault = f"no sound device: {exc}"
             self._log_once("open", "sound: no sound output (%s): the kiosk carries on without sound", exc)
             return False
         if self._failed_at is not None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kiosk.display import texts
+from kiosk.display.pages import PAGES
+from kiosk.display.state import HINTS
 from kiosk.results import Reason
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ _WORDS: dict[str, tuple[tuple, ...]] = {
     "out_of_service": (("title", "out_of_service"), ("lines", "out_of_service")),
     # Each refusal reason: what happened and what to do next, exactly as the screen says it.
     **{str(reason): (("lines", str(reason)),) for reason in Reason},
+    # Each hint line ("Move the phone closer" ...): said when it appears on the screen.
+    **{f"hint_{hint}": (("lines", f"hint_{hint}"),) for hint in HINTS},
 }
 
 # The same prompt is not said again within this many seconds (a visitor stepping back and forth);
@@ -97,3 +101,13 @@ def cue_for(state: "ScreenState") -> Cue | None:
     if kind == "out_of_service":
         return Cue(kind, "attention", ("out_of_service",), repeat_s=REPEAT_OUT_OF_SERVICE_S)
     return None
+
+
+def hint_cue(state: "ScreenState") -> Cue | None:
+    """The cue of the hint line a screen state shows ("hint_closer" ...), or None. Said even on the
+    pages that are otherwise silent: a visitor stuck at the camera or the sensor is looking there,
+    not at the screen."""
+    if state.hint is None or not PAGES[state.kind].hints:
+        return None
+    key = f"hint_{state.hint}"
+    return Cue(key, None, (key,))
