@@ -27,7 +27,7 @@ range are errors naming the key path (`kiosk check-config`).
 A running kiosk notices an edited file (or `systemctl reload kiosk`) and applies it between
 visitors. Only the keys listed in `kiosk/reconfigure.py` (`HOT`) are applied in place: the
 timings and language in [kiosk], the sampling rules and thresholds in [thermometer], the
-[lights] keys, and the screen's mode, size, fps, font and temperature unit, each re-read by the
+[lights] keys, and the screen's mode, size, fps, font, temperature unit, text size and viewfinder, each re-read by the
 part that uses it. Any other change, `kiosk.id` and `kiosk.site_id` included, and any key not on
 that list, restarts the kiosk (exit 75), which systemd does within seconds.
 """

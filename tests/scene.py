@@ -66,10 +66,12 @@ class Scene:
 
 def run_scene(tmp_path: Path, scene: Callable[[Scene], None], kiosk_options: dict | None = None,
               world_setup: Callable[[SimWorld], None] | None = None,
-              ready: Callable[[Kiosk], bool] = lambda kiosk: kiosk.phase == "idle", **overrides) -> Scene:
+              ready: Callable[[Kiosk], bool] = lambda kiosk: kiosk.phase == "idle",
+              upstream_options: dict | None = None, **overrides) -> Scene:
     """Run the kiosk until `scene` returns; `world_setup` changes the simulated hardware before the
-    parts are opened, and the scene starts once `ready(kiosk)` holds (by default: serving)."""
-    upstream = ReferenceUpstream(port=0, data_dir=tmp_path / "upstream").start()
+    parts are opened, and the scene starts once `ready(kiosk)` holds (by default: serving).
+    `upstream_options` go to the reference upstream (e.g. its `credentials`)."""
+    upstream = ReferenceUpstream(port=0, data_dir=tmp_path / "upstream", **(upstream_options or {})).start()
     try:
         config = demo_config(tmp_path / "kiosk", upstream.url, headless=True)
         config = merged(config, overrides, "test")

@@ -21,6 +21,7 @@ from kiosk.sensors.reader import CAMERA_FAULT_AFTER_S, CodeReader
 from kiosk.sensors.scanner import Scanner
 from kiosk.sim.camera import ScenarioCamera
 from kiosk.sim.qrframes import DISTORTIONS, render_frame
+from kit import FakeClock
 from picamera2_standin import (CAMERA_MODULE_2, CAMERA_MODULE_3, WITHOUT_EXPOSURE_VALUE, StandInCompletedRequest,
                                StandInPicamera2, install_standin)
 
@@ -191,14 +192,6 @@ def test_the_frame_timeout_follows_the_frame_rate() -> None:
     assert frame_timeout_for(1.0) == 3.0  # three frames' time at the slowest rate
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def step_in_a_thread(reader: CodeReader) -> None:
     thread = threading.Thread(target=reader.step, daemon=True)
     thread.start()
@@ -209,7 +202,7 @@ def step_in_a_thread(reader: CodeReader) -> None:
 def test_the_reader_reports_a_camera_without_frames_as_its_fault_and_recovers(picamera2: types.ModuleType,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(StandInPicamera2, "cable_loose", True)
-    clock = Clock()
+    clock = FakeClock()
     reader = CodeReader(Picamera2Source(640, 480, 15.0, frame_timeout_s=0.05), Scanner("zxing"), fps=15, clock=clock)
     step_in_a_thread(reader)
     assert reader.fault is None  # one missed frame is not yet a fault
@@ -310,7 +303,7 @@ def test_a_saturated_screen_lowers_the_exposure_once_and_it_returns_later(picame
                                                                           monkeypatch: pytest.MonkeyPatch,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kiosk.sensors.camera")
-    clock = Clock()
+    clock = FakeClock()
     source = Picamera2Source(640, 480, 15.0, screen_exposure_ev=-1.5, clock=clock)
     (camera,) = StandInPicamera2.instances
     monkeypatch.setattr(StandInPicamera2, "y_plane", screen_in_view(0.10))

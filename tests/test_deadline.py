@@ -1,24 +1,23 @@
 """One deadline over a whole HTTP request, against raw servers on loopback that misbehave in each
 phase: the TLS handshake, the headers, the body (with and without a Content-Length), and a server
-that never reads what it is sent. Each request must end within its deadline, plus a small slack."""
+that never reads what it is sent. Each request must give up at its deadline: the server sees the
+client hang up while its answer (or the upload) is still under way."""
 
 from __future__ import annotations
 
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 
 from kiosk.http import AnswerTooLarge, DeadlineExceeded, NetworkError, guard_session, request
+from kit import wait_until
 from sync_helpers import closed_port
 
 DEADLINE_S = 0.5
-# What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
-SLACK_S = 0.5
 OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n"
 
 
@@ -92,19 +91,37 @@ def read_request(conn: socket.socket) -> bytes:
     return data
 
 
-def trickle(conn: socket.socket, stop: threading.Event, data: bytes, pause_s: float = 0.05) -> None:
-    for byte in data:
-        if stop.wait(pause_s):
-            return
-        conn.sendall(bytes([byte]))
+class Trickle:
+    """An answer a server sends a byte at a time (a hundred bytes take ten times the deadline); it
+    records how many bytes got out before the client hung up."""
+
+    def __init__(self, data: bytes, pause_s: float = 0.05):
+        self.data = data
+        self.pause_s = pause_s
+        self.sent = 0
+        self.hung_up = False  # a send failed: the client had closed the connection
+        self.over = threading.Event()  # all sent, the client hung up, or the server stopped
+
+    def send(self, conn: socket.socket, stop: threading.Event) -> None:
+        try:
+            for byte in self.data:
+                if stop.wait(self.pause_s):
+                    return
+                conn.sendall(bytes([byte]))
+                self.sent += 1
+        except OSError:
+            self.hung_up = True
+        finally:
+            self.over.set()
 
 
-def ends_on_time(call: Callable[[], object]) -> BaseException:
-    """Run ``call``; it must raise within the deadline (+ slack). Returns what it raised."""
-    started = time.monotonic()
+def gives_up_midway(call: Callable[[], object], answer: Trickle) -> BaseException:
+    """Run ``call``; it must raise, having hung up on the server before the answer was all sent.
+    Returns what it raised."""
     with pytest.raises(Exception) as raised:
         call()
-    assert time.monotonic() - started < DEADLINE_S + SLACK_S
+    assert answer.over.wait(15)
+    assert answer.hung_up, f"the server sent all {answer.sent} bytes: the client did not hang up before the end"
     return raised.value
 
 
@@ -114,50 +131,65 @@ def get(url: str, session: requests.Session | None = None, **kwargs: object):
 
 
 def test_a_trickled_head_ends_at_the_deadline(serve) -> None:
+    answer = Trickle(b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"x" * 70 + b"\r\n\r\nok")
+
     def handler(conn: socket.socket, stop: threading.Event) -> None:
         read_request(conn)
-        trickle(conn, stop, b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"x" * 500 + b"\r\n\r\nok")
+        answer.send(conn, stop)
 
     server = serve(handler)
-    raised = ends_on_time(lambda: get(f"http://127.0.0.1:{server.port}/"))
+    raised = gives_up_midway(lambda: get(f"http://127.0.0.1:{server.port}/"), answer)
     assert isinstance(raised, DeadlineExceeded) and isinstance(raised, TimeoutError)
     assert str(raised) == f"no complete answer within {DEADLINE_S:g} s"
 
 
 def test_a_trickled_body_without_a_length_is_not_taken_for_a_short_answer(serve) -> None:
     """Read-until-close: a connection cut at the deadline must not look like the end of the answer."""
+    answer = Trickle(b"y" * 100)
+
     def handler(conn: socket.socket, stop: threading.Event) -> None:
         read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
-        trickle(conn, stop, b"y" * 1000)
+        answer.send(conn, stop)
 
     server = serve(handler)
-    assert isinstance(ends_on_time(lambda: get(f"http://127.0.0.1:{server.port}/")), DeadlineExceeded)
+    assert isinstance(gives_up_midway(lambda: get(f"http://127.0.0.1:{server.port}/"), answer), DeadlineExceeded)
 
 
 def test_a_trickled_tls_handshake_ends_at_the_deadline(serve) -> None:
     """Before any HTTP: a 'server hello' that arrives a byte at a time."""
+    answer = Trickle(b"\x16\x03\x03\x40\x00" + b"\x02" * 95)  # the start of a handshake record of 16 KiB
+
     def handler(conn: socket.socket, stop: threading.Event) -> None:
         conn.recv(65536)  # the client hello
-        trickle(conn, stop, b"\x16\x03\x03\x40\x00" + b"\x02" * 2000)  # a handshake record of 16 KiB
+        answer.send(conn, stop)
 
     server = serve(handler)
-    raised = ends_on_time(lambda: get(f"https://127.0.0.1:{server.port}/"))
+    raised = gives_up_midway(lambda: get(f"https://127.0.0.1:{server.port}/"), answer)
     assert isinstance(raised, DeadlineExceeded)
 
 
 def test_a_server_that_never_reads_the_request_ends_at_the_deadline(serve) -> None:
     """A big upload to a server that reads only the head: sending blocks, then the deadline ends it."""
+    body = b"z" * (32 * 1024 * 1024)
+    client_gave_up = threading.Event()
+    server_gave_up: list[bool] = []
+
     def handler(conn: socket.socket, stop: threading.Event) -> None:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         conn.recv(100)
-        stop.wait(10)
+        # It holds the upload, unread, until the client gives up; after 10 s it gives up itself,
+        # so a client without a deadline fails here instead of hanging.
+        server_gave_up.append(not client_gave_up.wait(10))
 
     server = serve(handler)
-    body = b"z" * (32 * 1024 * 1024)
-    raised = ends_on_time(lambda: request(guard_session(), "POST", f"http://127.0.0.1:{server.port}/",
-                                          seconds=DEADLINE_S, max_bytes=1024, data=body))
-    assert isinstance(raised, DeadlineExceeded)
+    with pytest.raises(Exception) as raised:
+        request(guard_session(), "POST", f"http://127.0.0.1:{server.port}/", seconds=DEADLINE_S, max_bytes=1024,
+                data=body)
+    client_gave_up.set()
+    assert isinstance(raised.value, DeadlineExceeded)
+    assert wait_until(lambda: bool(server_gave_up))
+    assert server_gave_up == [False]  # the client gave up first, while its upload was still stuck
 
 
 def test_an_answer_larger_than_allowed_is_cut_off(serve) -> None:
@@ -172,13 +204,14 @@ def test_an_answer_larger_than_allowed_is_cut_off(serve) -> None:
 
 def test_kept_alive_connections_are_reused_and_a_cut_one_is_replaced(serve) -> None:
     answers = iter([b"ok", None, b"ok", b"ok"])  # None: trickle the second answer past the deadline
+    slow = Trickle(b"ok", pause_s=DEADLINE_S * 2)
 
     def handler(conn: socket.socket, stop: threading.Event) -> None:
         while read_request(conn):
             answer = next(answers)
             if answer is None:
                 conn.sendall(OK_HEAD)
-                trickle(conn, stop, b"ok", pause_s=DEADLINE_S * 2)
+                slow.send(conn, stop)
                 return
             conn.sendall(OK_HEAD + answer)
 
@@ -186,7 +219,7 @@ def test_kept_alive_connections_are_reused_and_a_cut_one_is_replaced(serve) -> N
     session = guard_session()
     url = f"http://127.0.0.1:{server.port}/"
     assert get(url, session).body == b"ok"
-    assert isinstance(ends_on_time(lambda: get(url, session)), DeadlineExceeded)
+    assert isinstance(gives_up_midway(lambda: get(url, session), slow), DeadlineExceeded)
     assert get(url, session).body == b"ok"
     assert get(url, session).body == b"ok"
     assert len(server.peers) == 2  # one connection until the cut, one after it

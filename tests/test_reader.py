@@ -13,15 +13,8 @@ from kiosk.sensors.reader import CAMERA_FAULT_AFTER_S, REPRESENT_GAP_S, CodeRead
 from kiosk.sensors.scanner import Scanner
 from kiosk.sim.camera import ScenarioCamera
 from kiosk.sim.qrframes import Distortion, render_frame
+from kit import FakeClock
 from picamera2_standin import StandInPicamera2, install_standin
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 def reader_with(camera, clock):
@@ -29,7 +22,7 @@ def reader_with(camera, clock):
 
 
 def test_a_code_held_up_is_reported_once():
-    clock, camera = Clock(), ScenarioCamera(seed=1)
+    clock, camera = FakeClock(), ScenarioCamera(seed=1)
     reader = reader_with(camera, clock)
     camera.show("HCP1:HELLO", "plain")
     woken = []
@@ -43,7 +36,7 @@ def test_a_code_held_up_is_reported_once():
 
 
 def test_shown_again_after_a_gap_is_a_new_presentation():
-    clock, camera = Clock(), ScenarioCamera(seed=2)
+    clock, camera = FakeClock(), ScenarioCamera(seed=2)
     reader = reader_with(camera, clock)
     camera.show("HCP1:AGAIN", "plain")
     reader.step()
@@ -57,7 +50,7 @@ def test_shown_again_after_a_gap_is_a_new_presentation():
 
 
 def test_a_different_code_is_new_at_once():
-    clock, camera = Clock(), ScenarioCamera(seed=3)
+    clock, camera = FakeClock(), ScenarioCamera(seed=3)
     reader = reader_with(camera, clock)
     camera.show("HCP1:FIRST", "plain")
     reader.step()
@@ -77,7 +70,7 @@ class BrokenCamera:
 
 
 def test_a_camera_without_frames_is_a_fault_with_its_cause():
-    clock = Clock()
+    clock = FakeClock()
     reader = reader_with(BrokenCamera(), clock)
     reader.step()
     assert reader.fault is None  # a single missed frame is not yet a fault
@@ -103,7 +96,7 @@ class CableLooseCamera:
 
 
 def test_a_camera_that_delivers_again_is_back_in_service(caplog):
-    clock, camera = Clock(), CableLooseCamera()
+    clock, camera = FakeClock(), CableLooseCamera()
     reader = reader_with(camera, clock)
     reader.step()
     clock.now += CAMERA_FAULT_AFTER_S + 0.1
@@ -137,7 +130,7 @@ def test_a_code_only_the_main_stream_resolves_is_read_through_the_reader(monkeyp
     scanner = Scanner("zxing")
     assert scanner.scan(lores) == []  # the lores frame alone does not read it
     source = Picamera2Source(640, 480, 15.0)
-    reader = CodeReader(source, scanner, fps=15, clock=Clock())
+    reader = CodeReader(source, scanner, fps=15, clock=FakeClock())
     reader.step()
     assert reader.take_new().payload == payload and scanner.last_stage == "main_crop"
     assert StandInPicamera2.instances[0].held == []
@@ -154,6 +147,6 @@ def test_sources_without_a_main_stream_are_scanned_as_before():
     scanner.mains = []
     camera = ScenarioCamera(seed=9)
     camera.show("HCP1:LORES", "plain")
-    reader = CodeReader(camera, scanner, fps=15, clock=Clock())
+    reader = CodeReader(camera, scanner, fps=15, clock=FakeClock())
     reader.step()
     assert reader.take_new().payload == "HCP1:LORES" and scanner.mains == [None]

@@ -19,19 +19,12 @@ from kiosk.sensors.reader import HINT_CLEAR_AFTER_S, HINTS, CodeReader
 from kiosk.sensors.scanner import Scanner
 from kiosk.sim.camera import ScenarioCamera
 from kiosk.sim.qrframes import UNREADABLE
+from kit import FakeClock
 from picamera2_standin import StandInPicamera2, install_standin
 
 FPS = 15.0
 # What each unreadable preset should make the screen say.
 EXPECTED = {"too_far": "closer", "shaking": "hold_still", "dim_screen": "brighter"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def health_code(seed: int) -> str:
@@ -41,7 +34,7 @@ def health_code(seed: int) -> str:
     return f"https://hc.example.gov.cn/c/{token}"
 
 
-def step(reader: CodeReader, clock: Clock, frames: int = 1) -> list[str | None]:
+def step(reader: CodeReader, clock: FakeClock, frames: int = 1) -> list[str | None]:
     """Run the camera thread for `frames` frames; the hint after each."""
     hints = []
     for _ in range(frames):
@@ -51,11 +44,11 @@ def step(reader: CodeReader, clock: Clock, frames: int = 1) -> list[str | None]:
     return hints
 
 
-def scene_with_hint(preset: str, scanner: Scanner | None = None) -> tuple[CodeReader, ScenarioCamera, Clock, str]:
+def scene_with_hint(preset: str, scanner: Scanner | None = None) -> tuple[CodeReader, ScenarioCamera, FakeClock, str]:
     """A reader showing the first of a few `preset` scenes that gets a hint, with the hint showing."""
     scanner = scanner or Scanner("zxing")
     for seed in range(12):
-        clock, camera = Clock(), ScenarioCamera(seed=seed)
+        clock, camera = FakeClock(), ScenarioCamera(seed=seed)
         camera.show(health_code(seed), preset)
         reader = CodeReader(camera, scanner, fps=FPS, clock=clock)
         hints = step(reader, clock, 20)
@@ -79,7 +72,7 @@ def test_an_unreadable_code_gets_the_hint_for_what_is_wrong(preset: str) -> None
     shown = 0
     others: set[str] = set()
     for seed in range(12):
-        clock, camera = Clock(), ScenarioCamera(seed=seed)
+        clock, camera = FakeClock(), ScenarioCamera(seed=seed)
         camera.show(health_code(100 + seed), preset)
         reader = CodeReader(camera, scanner, fps=FPS, clock=clock)
         hints = {h for h in step(reader, clock, 20) if h is not None}
@@ -115,7 +108,7 @@ def test_the_hint_stays_through_a_short_gap_and_goes_a_second_after_the_code() -
 @pytest.mark.parametrize("preset", ["plain", "typical", "large"])
 def test_a_readable_code_never_gets_a_hint(preset: str) -> None:
     for seed in range(3):
-        clock, camera = Clock(), ScenarioCamera(seed=seed)
+        clock, camera = FakeClock(), ScenarioCamera(seed=seed)
         camera.show(health_code(seed), preset)
         reader = CodeReader(camera, Scanner("zxing"), fps=FPS, clock=clock)
         assert step(reader, clock, 8) == [None] * 8
@@ -124,13 +117,13 @@ def test_a_readable_code_never_gets_a_hint(preset: str) -> None:
 
 def test_an_empty_scene_gets_no_hint() -> None:
     for seed in range(4):
-        clock = Clock()
+        clock = FakeClock()
         reader = CodeReader(ScenarioCamera(seed=seed), Scanner("zxing"), fps=FPS, clock=clock)
         assert step(reader, clock, 20) == [None] * 20
 
 
 def test_zbar_reports_no_located_code_so_no_hint_but_a_preview() -> None:
-    clock, camera = Clock(), ScenarioCamera(seed=1)
+    clock, camera = FakeClock(), ScenarioCamera(seed=1)
     camera.show(health_code(1), "dim_screen")
     reader = CodeReader(camera, Scanner("pyzbar"), fps=FPS, clock=clock)
     assert step(reader, clock, 20) == [None] * 20
@@ -148,7 +141,7 @@ class Recording(Scanner):
 
 
 def test_preview_is_the_frame_the_scanner_saw_and_cannot_be_changed() -> None:
-    clock, camera = Clock(), ScenarioCamera(320, 240, seed=3)
+    clock, camera = FakeClock(), ScenarioCamera(320, 240, seed=3)
     camera.show(health_code(3), "typical")
     scanner = Recording("zxing")
     scanner.seen = []
@@ -174,7 +167,7 @@ def test_preview_is_the_pi_cameras_lores_stream_not_the_main_stream(monkeypatch)
     monkeypatch.setattr(StandInPicamera2, "y_plane", lores)
     source = Picamera2Source(640, 480, FPS)
     try:
-        reader = CodeReader(source, Scanner("zxing"), fps=FPS, clock=Clock())
+        reader = CodeReader(source, Scanner("zxing"), fps=FPS, clock=FakeClock())
         reader.step()
         preview = reader.preview()
         assert preview.image.shape == (480, 640) and np.array_equal(preview.image, lores)
@@ -199,7 +192,7 @@ class FailingCamera:
 
 
 def test_no_preview_and_no_hint_while_the_camera_fails() -> None:
-    clock, camera = Clock(), FailingCamera()
+    clock, camera = FakeClock(), FailingCamera()
     camera.picture.show(health_code(5), "dim_screen")
     reader = CodeReader(camera, Scanner("zxing"), fps=FPS, clock=clock)
     step(reader, clock, 20)

@@ -27,6 +27,7 @@ def test_every_kind_has_one_page_an_icon_and_words():
         assert len(texts.lines(kind, "zh")) == len(texts.lines(kind, "en")), kind
 
 
+@pytest.mark.slow
 def test_the_screen_state_needs_no_display():
     # The app's state machine names pages without loading pygame (or SDL).
     code = "import sys, kiosk.display.state, kiosk.display.pages; print('pygame' in sys.modules)"

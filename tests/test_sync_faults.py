@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -30,15 +29,6 @@ from kiosk.sync.uploader import Uploader
 from sync_helpers import make_event, self_signed_cert, wait_for
 
 TIMEOUT_S = 0.3
-# What a request may take beyond its deadline: the watchdog's wake-up and the error's way back.
-SLACK_S = 0.5
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[ReferenceUpstream]:
-    server = ReferenceUpstream(data_dir=tmp_path / "upstream").start()
-    yield server
-    server.close()
 
 
 class Kiosk:
@@ -218,12 +208,11 @@ def test_a_trickled_answer_ends_the_upload_at_its_deadline(tmp_path: Path, kind:
         section = UpstreamSection(url=server.url, timeout_s=0.5, ca_bundle=str(cert) if tls else "")
         client = UpstreamClient(section)
         server.inject(Fault(kind, seconds=0.05))  # the answer would take several seconds
-        started = time.monotonic()
         with pytest.raises(UploadError, match="no complete answer within 0.5 s"):
             client.post_events([make_event(1)])
-        assert time.monotonic() - started < 0.5 + SLACK_S
         assert client.post_events([make_event(1)]).status == 200
         assert server.stats["replayed"] == 1  # it had stored the batch: the same answer again
+        assert server.stats["trickled"] == 0  # the kiosk gave up before the trickled answer was all sent
 
 
 # --- the retry schedule, without sleeping ------------------------------------------------------

@@ -10,7 +10,7 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,21 +24,38 @@ from kiosk.sim import upstream as upstream_module
 from kiosk.sim.upstream import Fault, ReferenceUpstream
 from kiosk.sync.client import MAX_ANSWER_BYTES, UploadError, UpstreamClient
 from kiosk.sync.store import EventStore
-from kiosk.sync.uploader import Uploader
+from kiosk.sync.uploader import AUTH_RETRY_S, Uploader
+from kit import FakeClock
 from sync_helpers import FixedClock, closed_port, make_event, routine, self_signed_cert, urgent, wait_for
 
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[ReferenceUpstream]:
-    server = ReferenceUpstream(data_dir=tmp_path / "upstream").start()
-    yield server
-    server.close()
+# The collector of the token tests takes only this token.
+with_token = pytest.mark.parametrize("upstream_options", [{"collector_token": "right-token"}], ids=["token"])
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    with EventStore(tmp_path / "kiosk" / "events.db") as opened:
-        yield opened
+class LoopClock(FakeClock):
+    """The upload thread's monotonic clock, moved by the test; counts how often it is read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return self.now
+
+
+def went_round(uploader: Uploader, monotonic: LoopClock, readings: int = 4) -> bool:
+    """Wake the upload thread until it has read its clock `readings` more times. Each turn of its
+    loop reads it, and an attempt reads it before and after its request, so by then whatever the
+    thread would do at this time is done: a check that nothing was sent does not rest on waiting
+    long enough. (Waking it again is what a busy entrance does anyway.)"""
+    target = monotonic.readings + readings
+
+    def turned() -> bool:
+        uploader.wake()
+        return monotonic.readings >= target
+
+    return wait_for(turned)
 
 
 def section_for(url: str, **overrides: object) -> UpstreamSection:
@@ -48,9 +65,10 @@ def section_for(url: str, **overrides: object) -> UpstreamSection:
 
 
 def uploader_for(store: EventStore, url: str, clock: Callable[[], datetime] | None = None,
-                 jitter: float = 0.5, **overrides: object) -> Uploader:
+                 jitter: float = 0.5, monotonic: Callable[[], float] = time.monotonic, **overrides: object) -> Uploader:
     section = section_for(url, **overrides)
-    return Uploader(store, UpstreamClient(section), section, clock=clock or FixedClock(), jitter=lambda: jitter)
+    return Uploader(store, UpstreamClient(section), section, clock=clock or FixedClock(), jitter=lambda: jitter,
+                    monotonic=monotonic)
 
 
 def fill(store: EventStore, count: int, start: int = 0) -> list[Event]:
@@ -155,42 +173,52 @@ def test_a_batch_sent_again_after_a_lost_answer_is_answered_again_not_stored_twi
     assert store.counts()["unsent"] == 0
 
 
-def test_a_wrong_token_stops_uploads_keeps_events_and_says_so(tmp_path: Path, store: EventStore) -> None:
-    with ReferenceUpstream(data_dir=tmp_path / "up", collector_token="right-token") as guarded:
-        fill(store, 2)
-        wrong = uploader_for(store, guarded.url, token="wrong-token")
-        assert wrong.drain_once() == 0
-        status = wrong.status()
-        assert status["state"] == "stopped"
-        assert status["last_error"].startswith("collector answered 401: wrong or missing token")
-        assert "upstream.token" in status["last_error"]
-        assert status["backlog"] == 2
-        assert guarded.collector.count() == 0
+@with_token
+def test_a_wrong_token_stops_uploads_keeps_events_and_says_so(store: EventStore, upstream: ReferenceUpstream) -> None:
+    fill(store, 2)
+    monotonic = LoopClock()
+    wrong = uploader_for(store, upstream.url, token="wrong-token", monotonic=monotonic)
+    assert wrong.drain_once() == 0
+    status = wrong.status()
+    assert status["state"] == "stopped"
+    assert status["last_error"].startswith("collector answered 401: wrong or missing token")
+    assert "upstream.token" in status["last_error"]
+    assert status["backlog"] == 2
+    assert upstream.collector.count() == 0
 
-        stop = threading.Event()
-        thread = wrong.start(stop)  # stopped means stopped: the thread does not keep knocking
+    stop = threading.Event()
+    thread = wrong.start(stop)
+    try:
+        # Stopped means stopped: not even an urgent refusal has the thread knock again early...
         store.append(urgent(50))
         wrong.wake()
-        time.sleep(0.5)
+        monotonic.advance(AUTH_RETRY_S - 1)
+        assert went_round(wrong, monotonic)
+        assert wrong.status()["failures"] == 1
+        # ...until AUTH_RETRY_S later, when it asks once (the token may have been fixed upstream).
+        monotonic.advance(1)
+        assert wait_for(lambda: wrong.status()["failures"] == 2)
+        assert went_round(wrong, monotonic)
+        assert wrong.status()["failures"] == 2
+    finally:
         stop.set()
         thread.join(timeout=5)
-        assert wrong.status()["failures"] == 1
-        assert guarded.collector.count() == 0
+    assert upstream.collector.count() == 0
 
-        fixed = uploader_for(store, guarded.url, token="right-token")
-        assert fixed.drain_once() == 3
-        assert guarded.collector.count() == 3
+    fixed = uploader_for(store, upstream.url, token="right-token")
+    assert fixed.drain_once() == 3
+    assert upstream.collector.count() == 3
 
 
+@with_token
 def test_the_token_never_appears_in_errors_logs_or_the_saved_status(
-    tmp_path: Path, store: EventStore, caplog: pytest.LogCaptureFixture
+    store: EventStore, upstream: ReferenceUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with ReferenceUpstream(data_dir=tmp_path / "up", collector_token="right-token") as guarded:
-        fill(store, 1)
-        uploader = uploader_for(store, guarded.url, token="s3cret-kiosk-token")
-        uploader.drain_once()
-        assert "s3cret" not in str(uploader.status())
+    fill(store, 1)
+    uploader = uploader_for(store, upstream.url, token="s3cret-kiosk-token")
+    uploader.drain_once()
+    assert "s3cret" not in str(uploader.status())
     assert "s3cret" not in caplog.text
     assert "s3cret" not in str(store.load_status())
     assert b"s3cret" not in b"".join(p.read_bytes() for p in store.path.parent.glob("events.db*"))
@@ -264,8 +292,8 @@ def test_the_client_reports_a_refusal_with_its_status(upstream: ReferenceUpstrea
 
 
 def test_retry_after_is_honoured_even_for_urgent_refusals(store: EventStore, upstream: ReferenceUpstream) -> None:
-    clock = FixedClock()
-    uploader = uploader_for(store, upstream.url, clock=clock, jitter=0.0)
+    clock, monotonic = FixedClock(), LoopClock()
+    uploader = uploader_for(store, upstream.url, clock=clock, jitter=0.0, monotonic=monotonic)
     upstream.inject(Fault("status", status=503, retry_after="30"))
     fill(store, 1)
     assert uploader.drain_once() == 0
@@ -278,8 +306,11 @@ def test_retry_after_is_honoured_even_for_urgent_refusals(store: EventStore, ups
     try:
         store.append(urgent(9))
         uploader.wake()
-        time.sleep(0.5)  # the collector asked for 30 s of quiet: nothing is sent meanwhile
+        monotonic.advance(29)  # the collector asked for 30 s of quiet: nothing is sent meanwhile
+        assert went_round(uploader, monotonic)
         assert upstream.collector.count() == 0
+        monotonic.advance(1)
+        assert wait_for(lambda: upstream.collector.count() == 2)
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -289,7 +320,8 @@ def test_an_urgent_refusal_cuts_a_backoff_short_and_a_routine_event_does_not(
     store: EventStore, upstream: ReferenceUpstream
 ) -> None:
     # A long backoff (30 s from interval_s) after one failure, as after an outage.
-    uploader = uploader_for(store, upstream.url, interval_s=60, max_retry_s=60, jitter=0.0)
+    monotonic = LoopClock()
+    uploader = uploader_for(store, upstream.url, interval_s=60, max_retry_s=60, jitter=0.0, monotonic=monotonic)
     upstream.inject(Fault("status", status=500))
     fill(store, 1)
     assert uploader.drain_once() == 0
@@ -298,7 +330,8 @@ def test_an_urgent_refusal_cuts_a_backoff_short_and_a_routine_event_does_not(
     try:
         store.append(routine(5))
         uploader.wake()
-        time.sleep(0.5)
+        monotonic.advance(20)
+        assert went_round(uploader, monotonic)
         assert upstream.collector.count() == 0  # routine events wait out the backoff
 
         refusal = store.append(urgent(6, "red_code"))

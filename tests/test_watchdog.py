@@ -5,51 +5,41 @@ A unix datagram socket stands where systemd's notify socket would be, and reads 
 
 import socket
 import threading
-import time
 
 import pytest
 
 from kiosk.watchdog import Watchdog
+from kit import FakeClock
 from scene import Scene, run_scene
 
 
 class NotifySocket:
-    """What systemd listens on; records each message with its arrival time."""
+    """What systemd listens on; keeps each message the kiosk sends, in order."""
 
     def __init__(self, path):
         self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self):
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            self.messages.append((time.monotonic(), data.decode()))
-
-    def close(self):
-        """Stop listening, and take in what was sent and not read yet (a datagram is queued here
-        by the time its send returns, so nothing sent before this is missed)."""
-        self._stop.set()
-        self._thread.join()
         self.sock.setblocking(False)
-        while True:
+        self._messages: list[str] = []
+
+    @property
+    def messages(self) -> list[str]:
+        """Everything sent so far: a datagram is queued here by the time its send returns."""
+        while self.sock.fileno() != -1:  # not closed yet
             try:
                 data = self.sock.recv(4096)
             except BlockingIOError:
-                break
-            self.messages.append((time.monotonic(), data.decode()))
-        self.sock.close()
+                return self._messages
+            self._messages.append(data.decode())
+        return self._messages
 
-    def pets(self):
-        return [at for at, text in self.messages if "WATCHDOG=1" in text]
+    def pets(self) -> int:
+        return sum("WATCHDOG=1" in text for text in self.messages)
+
+    def close(self):
+        self.messages  # noqa: B018 (takes in what is queued)
+        self.sock.close()
 
 
 def test_without_systemd_nothing_is_sent():
@@ -71,7 +61,7 @@ def test_pets_are_rate_limited_to_half_the_watchdog_period(tmp_path):
             watchdog.pet()
     finally:
         listener.close()
-    texts = [text for _, text in listener.messages]
+    texts = listener.messages
     assert texts[0].startswith("READY=1")
     assert texts.count("WATCHDOG=1") == 4  # at 0, 1, 2 and 3 s
 
@@ -81,41 +71,69 @@ def test_a_watchdog_for_another_process_is_ignored(tmp_path):
     assert watchdog.interval_s is None
 
 
-@pytest.mark.slow
+class LoopClock(FakeClock):
+    """The watchdog's clock, moved by the test; remembers which threads asked it the time (each pet does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked_by: set[str] = set()
+
+    def __call__(self) -> float:
+        self.asked_by.add(threading.current_thread().name)
+        return self.now
+
+
 @pytest.mark.e2e
 def test_a_hung_loop_stops_petting(tmp_path):
-    """The kiosk loop pets while it turns; when it hangs, the pets stop for longer than WatchdogSec."""
+    """The kiosk loop pets while it turns; while it hangs systemd hears nothing, however long that
+    is on the watchdog's clock; the pets come back with the loop."""
     listener = NotifySocket(tmp_path / "notify")
-    watchdog_s = 0.4
-    watchdog = Watchdog(environ={"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": str(int(watchdog_s * 1e6))})
-    hang_for = 1.5
+    watchdog_s = 2.0
+    clock = LoopClock()
+    watchdog = Watchdog(environ={"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": str(int(watchdog_s * 1e6))},
+                        clock=clock)
+    silences: list[float] = []  # on the watchdog's clock, from one pet to the next
+
+    def heard_again(s: Scene, heard: int, since: float) -> None:
+        s.wait(lambda: listener.pets() > heard, "a pet")
+        silences.append(clock.now - since)
 
     def scene(s: Scene) -> None:
-        time.sleep(1.0)
+        s.turns(3)
+        assert listener.pets() == 1  # at the first turn; the clock has not moved since
+        for _ in range(3):  # while the loop turns, systemd hears from it every half WatchdogSec
+            heard, since = listener.pets(), clock.now
+            clock.advance(watchdog.interval_s)
+            heard_again(s, heard, since)
         real_tick = s.kiosk.tick
-        hung = threading.Event()
+        hung, release = threading.Event(), threading.Event()
 
         def hanging_tick():
             if not hung.is_set():
                 hung.set()
-                time.sleep(hang_for)  # e.g. a driver call that never returns
+                release.wait(30)  # e.g. a driver call that never returns
             real_tick()
 
         s.kiosk.tick = hanging_tick
         s.wait(hung.is_set, "the loop to hang")
-        time.sleep(hang_for + 0.5)
+        heard, since = listener.pets(), clock.now
+        clock.advance(3 * watchdog_s)  # systemd would have restarted it long ago
+        assert listener.pets() == heard
+        release.set()  # the loop turns again, and pets at once
+        heard_again(s, heard, since)
+        s.turns(3)
+        assert listener.pets() == heard + 1
 
     try:
         run_scene(tmp_path, scene, kiosk_options={"watchdog": watchdog})
     finally:
         listener.close()
-    texts = [text for _, text in listener.messages]
-    assert any(text.startswith("READY=1") for text in texts)
+    texts = listener.messages
+    assert texts[0].startswith("READY=1")
     assert any("STOPPING=1" in text for text in texts)
-    pets = listener.pets()
-    gaps = [b - a for a, b in zip(pets, pets[1:])]
-    assert len(pets) >= 4
-    # While the loop turned, systemd heard from it well within WatchdogSec...
-    assert sorted(gaps)[len(gaps) // 2] < watchdog_s
-    # ...and the hang left a silence systemd would have acted on.
-    assert max(gaps) > watchdog_s
+    # While the loop turned, systemd heard from it well within WatchdogSec; the hang left a silence
+    # it would have acted on.
+    assert silences == [watchdog.interval_s] * 3 + [3 * watchdog_s]
+    assert watchdog.interval_s < watchdog_s
+    # Only the loop pets (run_scene runs it on this thread): nothing else keeps systemd quiet.
+    assert clock.asked_by == {threading.current_thread().name}

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -44,6 +45,10 @@ RENDER_TIMEOUT_S = 60.0
 # espeak-ng ends each clip with up to 0.35 s of silence; trimmed to this, so the parts of a prompt
 # follow each other at the player's own pace. Part of every clip's fingerprint: a change re-renders.
 EDGE_S = {"lead": 0.02, "tail": 0.05}
+# Far above what a manifest of every prompt (about 20 KB) or a spoken prompt (44 KB a second) needs;
+# a larger file in the folder is damaged and is not read into memory.
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_CLIP_BYTES = 8 * 1024 * 1024
 
 
 def clip_folder(config: Config) -> Path:
@@ -86,11 +91,28 @@ def wanted(section: SoundSection) -> list[ClipSpec]:
             for key in prompt_keys() for language in LANGUAGES]
 
 
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them; OSError otherwise.
+
+    Never blocks on a FIFO, nor reads a device (a link to /dev/zero) or a huge file into memory.
+    """
+    # O_NONBLOCK: opening a FIFO with no writer would wait forever (pygame even holds the GIL).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path.name}: not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{path.name}: larger than {limit} bytes")
+    return data
+
+
 def read_manifest(folder: Path) -> dict[str, dict] | None:
     """The manifest's clips, or None when there is no readable manifest."""
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_bounded(folder / MANIFEST, MAX_MANIFEST_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
     clips = data.get("clips") if isinstance(data, dict) else None
     return clips if isinstance(clips, dict) else None

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from kiosk.config import SoundSection
 from kiosk.sound import tones
-from kiosk.sound.clips import ClipShelf
+from kiosk.sound.clips import MAX_CLIP_BYTES, ClipShelf, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,9 @@ class Player:
         if cached is not None and cached[0] == _stamp(path):
             return cached[1]
         try:
-            sound = mixer.Sound(file=str(path))
-        except Exception as exc:  # FileNotFoundError, pygame.error: a damaged or deleted clip
+            # Read here, bounded: SDL would wait on a FIFO holding the GIL, or read a device forever.
+            sound = mixer.Sound(file=io.BytesIO(read_bounded(path, MAX_CLIP_BYTES)))
+        except Exception as exc:  # OSError, pygame.error: a damaged, deleted or odd clip
             self._log_once(f"clip:{path}", "sound: cannot play %s (%s): skipped", path, exc)
             return None
         self._clip_sounds[path] = (_stamp(path), sound)
