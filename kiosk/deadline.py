@@ -191,8 +191,15 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
 
 
 def guard_session(session: requests.Session | None = None) -> requests.Session:
-    """``session`` (or a new one) with deadline-aware adapters for http:// and https://."""
+    """``session`` (or a new one) with deadline-aware adapters for http:// and https://.
+
+    The environment is not consulted: no HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (which would send
+    a lookup, and a token meant for a plain-http platform on this device, to another host), no
+    ~/.netrc (whose password would replace the bearer token) and no REQUESTS_CA_BUNDLE. The
+    kiosk talks to the URLs in its config and nothing else.
+    """
     session = session if session is not None else requests.Session()
+    session.trust_env = False
     session.mount("http://", DeadlineAdapter())
     session.mount("https://", DeadlineAdapter())
     return session

@@ -21,7 +21,14 @@ from pathlib import Path
 import pytest
 
 from kiosk.config import SoundSection
-from kiosk.sound.clips import MANIFEST, ClipLibrary, ClipShelf, read_manifest, render, wanted
+from kiosk.sound.clips import (
+    MANIFEST,
+    ClipLibrary,
+    ClipShelf,
+    read_manifest,
+    render,
+    wanted,
+)
 
 # The child's address space: room for pygame and numpy, not for a runaway read.
 CHILD_MEMORY = 2 * 1024**3

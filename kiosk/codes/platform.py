@@ -50,7 +50,8 @@ class _Known(BaseModel):
     status: Literal["ok"]
     colour: Annotated[str, Field(max_length=32)]
     generated_at: AwareDatetime
-    holder: Annotated[str, Field(max_length=64)] | None = None
+    # Goes on the screen: printable text only, as the family lookup's names (a NUL stops pygame).
+    holder: Annotated[str, Field(max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")] | None = None
     proxy: bool = False
     # The holder's latest nucleic-acid test: when the sample was taken, and its result.
     test_at: AwareDatetime | None = None
@@ -188,5 +189,12 @@ class PlatformVerifier:
             raise PlatformFailure(f"platform answer malformed: {shape_problem(exc, STATUSES)}") from None
         if status == 404 and not isinstance(answer, _Unknown):
             raise PlatformFailure("platform answered 404")
+        if isinstance(answer, _Known):
+            try:  # year 9999 at -23:59 is valid ISO 8601 but no UTC time Python has
+                for moment in (answer.generated_at, answer.test_at):
+                    if moment is not None:
+                        moment.astimezone(timezone.utc)
+            except OverflowError:
+                raise PlatformFailure("platform answer malformed: a time out of range") from None
         return answer
 

@@ -66,6 +66,7 @@ from kiosk.display.pages import (  # noqa: F401  (the palette, re-exported for t
 from kiosk.display.state import HINTS, KINDS, Hint, Kind, ScreenState  # noqa: F401  (re-exported)
 from kiosk.display.texts import Language
 from kiosk.errors import DisplayError, SettingError
+from kiosk.printable import printable
 
 log = logging.getLogger(__name__)
 
@@ -534,7 +535,14 @@ class Screen:
         if image is None:
             if len(self._text_cache) >= self._CACHE_LIMIT:
                 self._text_cache.clear()
-            image = self.fonts.get(size, bold).render(text, True, colour)
+            font = self.fonts.get(size, bold)
+            try:
+                image = font.render(text, True, colour)
+            except (pygame.error, ValueError):  # a server's name: a NUL, or nothing but zero-width characters
+                try:
+                    image = font.render(printable(text), True, colour)
+                except (pygame.error, ValueError):
+                    image = font.render("", True, colour)
             self._text_cache[key] = image
         return image
 

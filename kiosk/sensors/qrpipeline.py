@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +81,8 @@ class Region:
         h, w = image.shape[:2]
         x0, x1 = max(0, int(self.x0 * scale_x)), min(w, int(np.ceil(self.x1 * scale_x)))
         y0, y1 = max(0, int(self.y0 * scale_y)), min(h, int(np.ceil(self.y1 * scale_y)))
-        return np.ascontiguousarray(image[y0:y1, x0:x1])
+        # A box off the frame is empty (a negative end would count from the far side).
+        return np.ascontiguousarray(image[y0:max(y0, y1), x0:max(x0, x1)])
 
 
 # What zxing-cpp 3 reports as QR: plain QR codes, and Micro QR and rMQR, whose failed detections
@@ -157,7 +159,7 @@ def look_at(frame: np.ndarray, located: Located) -> Looks:
     h, w = frame.shape
     x0, y0 = max(0, int(min(xs))), max(0, int(min(ys)))
     x1, y1 = min(w, int(max(xs)) + 1), min(h, int(max(ys)) + 1)
-    box = frame[y0:y1, x0:x1].astype(np.int16)
+    box = frame[y0:max(y0, y1), x0:max(x0, x1)].astype(np.int16)
     if box.shape[0] < LOOK_TILES * 2 or box.shape[1] < LOOK_TILES * 2:
         return Looks(located.module_px, 0.0, 0.0)
     # Every k-th row and column is enough for these statistics, and keeps a large code cheap.
@@ -188,7 +190,10 @@ def frame_budget_s(fps: float) -> float:
 
 
 def _modules(version: str) -> tuple[int, int] | None:
-    """(modules across, modules down) of a symbol of `version` ("4", "M3", "R11x77")."""
+    """(modules across, modules down) of a symbol of `version` ("4", "M3", "R11x77"); None for
+    anything else a decoder might report (the longest real version, "R17x139", has 7 characters)."""
+    if not version.isascii() or len(version) > 8:
+        return None
     if version.isdigit():
         n = 17 + 4 * int(version)
         return n, n
@@ -196,20 +201,23 @@ def _modules(version: str) -> tuple[int, int] | None:
         n = 9 + 2 * int(version[1:])
         return n, n
     down, _, across = version[1:].partition("x")
-    if version[:1] == "R" and down.isdigit() and across.isdigit():  # rMQR, R{height}x{width}
+    # rMQR, R{height}x{width}; a zero side would divide by zero in the module size.
+    if version[:1] == "R" and down.isdigit() and across.isdigit() and int(down) and int(across):
         return int(across), int(down)
     return None
 
 
-def _located(barcode: Any, kind: str) -> Located:
+def _located(barcode: Any, kind: str) -> Located | None:
     pos = barcode.position
     points = tuple((float(p.x), float(p.y)) for p in (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left))
+    if not all(math.isfinite(v) and abs(v) < 1e6 for point in points for v in point):
+        return None  # nowhere in any frame: nothing to look at
     # The version is in `extra` (zxing-cpp 2.3 on; a JSON string before 3.0).
     extra = getattr(barcode, "extra", None)
     if isinstance(extra, str):
         try:
             extra = json.loads(extra)
-        except ValueError:
+        except (ValueError, RecursionError):
             extra = None
     modules = _modules(str(extra.get("Version", ""))) if isinstance(extra, dict) else None
     module_px = None
@@ -292,7 +300,7 @@ class ReadingPipeline:
         found = self._z.read_barcodes(image, formats=self._formats, return_errors=True, **options)
         good = [bytes(b.bytes) for b in found if b.valid]
         bad = [_located(b, self._kind(b.format)) for b in found if not b.valid]
-        return good, bad
+        return good, [located for located in bad if located is not None]
 
     def _kind(self, format: Any) -> str:
         return "qr" if format == self._qr else "micro" if format == self._micro else "rmqr"
@@ -336,6 +344,9 @@ class ReadingPipeline:
         return reading
 
     def _read_region(self, stage: str, region: Region, frame: np.ndarray, main: np.ndarray | None) -> list[bytes]:
+        height, width = frame.shape
+        if min(region.x1, width) <= max(region.x0, 0) or min(region.y1, height) <= max(region.y0, 0):
+            return []  # off the frame: the decoder refuses an empty image
         if stage == "main_crop":
             if main is None:
                 return []
