@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
 from kiosk.config import ScreenSection  # noqa: E402
-from kiosk.display.screen import Screen, ScreenState  # noqa: E402
+from kiosk.display.screen import Screen  # noqa: E402
+from kiosk.display.state import ScreenState  # noqa: E402
 from kiosk.sensors.reader import Preview  # noqa: E402
 
 # A Raspberry Pi 4 core against one core of the x86 machine the numbers are taken on (single-core

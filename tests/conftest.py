@@ -40,3 +40,13 @@ def store(tmp_path: Path) -> Iterator[EventStore]:
     """An empty event log in the kiosk's data folder."""
     with EventStore(tmp_path / "kiosk" / "events.db") as opened:
         yield opened
+
+
+@pytest.fixture
+def screen() -> Iterator[Any]:
+    """The 800x480 screen in both languages, drawn off-screen (SDL's dummy driver, set above)."""
+    from kiosk.config import ScreenSection
+    from kiosk.display.screen import Screen
+
+    with Screen(ScreenSection(mode="headless"), "both") as opened:
+        yield opened

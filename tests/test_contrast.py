@@ -8,9 +8,8 @@ import numpy as np
 import pygame
 import pytest
 
-from kiosk.config import ScreenSection
 from kiosk.display.pages import BUTTON_STYLES, PAGES, RGB
-from kiosk.display.screen import Screen, ScreenState
+from kiosk.display.state import ScreenState
 
 BODY_TEXT = 7.0  # WCAG 2 success criterion 1.4.6 (AAA), normal-size text
 INACTIVE = 4.5  # a key that cannot be tapped yet: WCAG exempts it; it must still be legible
@@ -57,14 +56,6 @@ def test_a_dimmed_key_still_looks_dimmed():
     # Legible, but clearly not the same as a key that can be tapped.
     dimmed, key = BUTTON_STYLES["ok_dimmed"], BUTTON_STYLES["key"]
     assert contrast(dimmed.ink, dimmed.fill) < contrast(key.ink, key.fill)
-
-
-@pytest.fixture
-def screen(monkeypatch):
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    opened = Screen(ScreenSection(mode="headless"), "both")
-    yield opened
-    opened.close()
 
 
 STATES = {

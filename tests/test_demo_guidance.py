@@ -19,7 +19,8 @@ import pytest
 
 from kiosk.config import ScreenSection
 from kiosk.display.pages import AMBER, WHITE
-from kiosk.display.screen import Screen, ScreenState
+from kiosk.display.screen import Screen
+from kiosk.display.state import ScreenState
 from kiosk.sim.scenario import SCRIPT
 from kiosk.sound.recording import best_match, read_wav
 

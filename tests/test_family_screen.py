@@ -7,22 +7,14 @@ import itertools
 
 import numpy as np
 import pygame
-import pytest
 
 from kiosk.config import ScreenSection
-from kiosk.display.screen import Screen, ScreenState
+from kiosk.display.screen import Screen
+from kiosk.display.state import ScreenState
 
 KEYPAD_KEYS = {str(digit) for digit in range(10)} | {"delete", "cancel"}
 # About 9 mm on the 7-inch 800x480 display: the smallest comfortable touch target.
 MIN_TOUCH_PX = 48
-
-
-@pytest.fixture
-def screen(monkeypatch):
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    opened = Screen(ScreenSection(mode="headless"), "both")
-    yield opened
-    opened.close()
 
 
 def draw(screen: Screen, state: ScreenState) -> np.ndarray:

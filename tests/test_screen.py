@@ -11,7 +11,8 @@ import pytest
 
 from kiosk.config import ScreenSection
 from kiosk.display import fonts, texts
-from kiosk.display.screen import KINDS, Screen, ScreenState, resolve_mode, wrap
+from kiosk.display.screen import Screen, resolve_mode, wrap
+from kiosk.display.state import KINDS, ScreenState
 from kiosk.errors import KioskError
 from kiosk.results import Reason
 

@@ -16,7 +16,8 @@ from kiosk.config import ScreenSection
 from kiosk.decision import Reason
 from kiosk.display import texts
 from kiosk.display.pages import KINDS, PAGES
-from kiosk.display.screen import ICON_DRAWERS, Screen, ScreenState
+from kiosk.display.screen import ICON_DRAWERS, Screen
+from kiosk.display.state import ScreenState
 
 
 def test_every_kind_has_one_page_an_icon_and_words():

@@ -12,7 +12,8 @@ import pytest
 from kiosk.config import ScreenSection
 from kiosk.display import texts
 from kiosk.display.pages import AMBER, HINT_INK, PAGES, WHITE
-from kiosk.display.screen import Screen, ScreenState
+from kiosk.display.screen import Screen
+from kiosk.display.state import ScreenState
 from kiosk.display.state import HINTS
 
 

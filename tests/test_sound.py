@@ -10,7 +10,7 @@ import pytest
 
 from kiosk.config import Config, ConfigError, SoundSection, parse_text
 from kiosk.display import texts
-from kiosk.display.screen import ScreenState
+from kiosk.display.state import ScreenState
 from kiosk.results import Reason
 from kiosk.sound import tones
 from kiosk.sound.player import Clip, Tone

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kiosk.config import Config, SoundSection
-from kiosk.display.screen import ScreenState
+from kiosk.display.state import ScreenState
 from kiosk.sound.clips import ClipShelf, render
 from kiosk.sound.player import Player, Tone, Utterance
 from kiosk.sound.recording import best_match, bursts, dominant_frequency, raw_to_wav, read_wav

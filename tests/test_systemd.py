@@ -228,7 +228,9 @@ MDWE_PROBE = textwrap.dedent("""
         refused = True
     import numpy as np, segno
     from kiosk.config import ScreenSection
-    from kiosk.display.screen import GREEN, Screen, ScreenState
+    from kiosk.display.pages import GREEN
+    from kiosk.display.screen import Screen
+    from kiosk.display.state import ScreenState
     from kiosk.sensors.scanner import scan_files
     image, shot = sys.argv[1], sys.argv[2]
     segno.make("HC1-MDWE-PROBE", error="m", micro=False).save(image, scale=8, border=4)

@@ -59,11 +59,8 @@ import pygame
 from kiosk.config import ScreenSection
 from kiosk.display import texts
 from kiosk.display.fonts import FontBook
-from kiosk.display.pages import (  # noqa: F401  (the palette, re-exported for tests and tools)
-    AMBER, BLACK, BUTTON_STYLES, DIM_INK, DIMMED, GREEN, GREY, HINT_INK, INK, KEY, NAVY, PAGES, RED, RGB, SKY, WHITE,
-    ButtonStyle, Page,
-)
-from kiosk.display.state import HINTS, KINDS, Hint, Kind, ScreenState  # noqa: F401  (re-exported)
+from kiosk.display.pages import AMBER, BLACK, BUTTON_STYLES, HINT_INK, INK, NAVY, PAGES, RGB, SKY, WHITE, ButtonStyle, Page
+from kiosk.display.state import ScreenState
 from kiosk.display.texts import Language
 from kiosk.errors import DisplayError, SettingError
 from kiosk.printable import printable

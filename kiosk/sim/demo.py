@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from kiosk.app import Kiosk
 from kiosk.config import Config, load_overrides, merged
-from kiosk.display.screen import ScreenState
+from kiosk.display.state import ScreenState
 from kiosk.parts import build_parts
 from kiosk.sim.credentials import DEMO_OPERATOR_PUBLIC_KEY
 from kiosk.sim.scenario import SCRIPT, Director, PlatformPhone, queue_of

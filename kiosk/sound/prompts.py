@@ -17,7 +17,7 @@ from kiosk.display.state import HINTS
 from kiosk.results import Reason
 
 if TYPE_CHECKING:
-    from kiosk.display.screen import ScreenState
+    from kiosk.display.state import ScreenState
 
 # The languages clips are rendered in (kiosk.language "both" says Chinese, then English).
 LANGUAGES = ("zh", "en")

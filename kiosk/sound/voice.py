@@ -26,7 +26,7 @@ from kiosk.sound.quiet import QuietHours
 
 if TYPE_CHECKING:
     from kiosk.app import Kiosk
-    from kiosk.display.screen import ScreenState
+    from kiosk.display.state import ScreenState
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import pygame
 import pytest
 
 from kiosk.config import ScreenSection
-from kiosk.display.screen import Screen, ScreenState
+from kiosk.display.screen import Screen
+from kiosk.display.state import ScreenState
 
 TAP_TIMEOUT_S = float(os.environ.get("KIOSK_TAP_TIMEOUT", "60"))
 
