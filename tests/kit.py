@@ -5,6 +5,7 @@ The fixtures built on them (`upstream`, `store`) are in conftest.py.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -61,3 +62,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.005)
     return condition()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """What a client sent up to the blank line after its headers (less if it hung up first)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from kiosk.http import AnswerTooLarge, DeadlineExceeded, NetworkError, guard_session, request
-from kit import wait_until
+from kit import read_request, wait_until
 from sync_helpers import closed_port
 
 DEADLINE_S = 0.5
@@ -79,16 +79,6 @@ def serve() -> Iterator[Callable[..., RawServer]]:
     yield start
     for server in servers:
         server.close()
-
-
-def read_request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 class Trickle:
