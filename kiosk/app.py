@@ -19,21 +19,13 @@ rules, wrist measurement, event with ``proxy``). The keypad's pages and timeouts
 ``kiosk.family_flow``'s; the lookup runs on its own worker thread; the number lives only in the
 keypad's entry until it is sent, and is never logged.
 
-Guidance on the pages (`_guide`): while a wrist is measured, the measuring pages carry the
-thermometry's progress (in PROGRESS_STEP steps, full once the reading is taken); until the code is
-read, the camera's hint ("closer", "hold_still", "brighter"); while a wrist is awaited, the
-thermometer's "closer" as "wrist_closer". Before the code is read the camera's hint comes first:
-the code is the step the visitor is stuck on, and the hand holding the phone is often the warm
-thing near the sensor; once it is read the camera has nothing more to say. The start page shows
-"wrist_closer" too: a visitor who starts with the wrist, held too far, is not measured, so no visit
-begins and nothing else would tell them.
+The pages' progress bar and hint line are ``kiosk.guidance``'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,9 +41,10 @@ from kiosk.config import Config
 from kiosk.decision import Policy, Verdict, decide
 from kiosk.display.lights import KeptLights
 from kiosk.display.screen import Screen
-from kiosk.display.state import Hint, Kind, ScreenState
+from kiosk.display.state import Kind, ScreenState
 from kiosk.events import Event, utc_iso
 from kiosk.family_flow import FamilyFlow, sample_pages
+from kiosk.guidance import MEASURING_KINDS, guide
 from kiosk.reconfigure import plan
 from kiosk.reload import ConfigWatcher
 from kiosk.results import CodeResult, Reason, TemperatureResult
@@ -71,11 +64,6 @@ BUSY_TICK_S = 0.005
 # Once a visit's time is up, its decision job has this long to commit the refusal before the
 # kiosk stops waiting for it (the event log is then taken to be failing).
 COMMIT_GRACE_S = 5.0
-# The progress bar moves in steps of this: a page differs from the one drawn only when the mark has
-# visibly moved, so the loop does not redraw at every reading.
-PROGRESS_STEP = 0.05
-# The pages that show how far the reading has settled.
-MEASURING_KINDS = ("measuring", "hold_still", "measuring_again")
 
 
 @dataclass
@@ -425,27 +413,11 @@ class Kiosk:
             elif thermometry.hold_still:
                 kind = "hold_still"
         temperature = visit.temperature.celsius if visit.temperature else None
-        progress, hint = self._guide(kind, visit, thermometry)
+        progress, hint = guide(kind, thermometry, self.parts.reader.hint(), code_read=visit.code is not None,
+                               temperature_taken=visit.temperature is not None)
         self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None,
                                progress=progress, hint=hint))
         self.phase = Phase(kind)
-
-    def _guide(self, kind: Kind, visit: Visit | None, thermometry: ThermometryState) -> tuple[float | None, Hint | None]:
-        """The progress bar and the hint line of a page (see the module docstring)."""
-        progress: float | None = None
-        if kind in MEASURING_KINDS:
-            if visit is not None and visit.temperature is not None:
-                progress = 1.0
-            elif thermometry.phase == "measuring":
-                progress = round(math.floor(thermometry.progress / PROGRESS_STEP + 1e-9) * PROGRESS_STEP, 2)
-        hint: Hint | None = None
-        code_read = visit is not None and visit.code is not None
-        if not code_read:
-            hint = self.parts.reader.hint()
-        waiting_for_wrist = visit is None or visit.temperature is None
-        if hint is None and waiting_for_wrist and thermometry.closer:
-            hint = "wrist_closer"
-        return progress, hint
 
     def _decide(self, visit: Visit) -> tuple[Verdict, Event, CodeResult]:
         """Worker thread: wait for the code's verification, apply the rules, commit the event."""
@@ -518,7 +490,8 @@ class Kiosk:
     # --- people without phones: the family lookup ----------------------------------------------
 
     def _idle_screen(self, thermometry: ThermometryState | None = None) -> ScreenState:
-        _, hint = self._guide("idle", None, thermometry or self.parts.thermometry.snapshot())
+        thermometry = thermometry or self.parts.thermometry.snapshot()
+        _, hint = guide("idle", thermometry, self.parts.reader.hint(), code_read=False, temperature_taken=False)
         return ScreenState(kind="idle", family_button=self.parts.family is not None, hint=hint)
 
     def _tapped(self, taps: list[tuple[int, int]]) -> list[str]:
