@@ -155,6 +155,9 @@ class Kiosk:
         self.watchdog = watchdog or Watchdog()
         self._clock = clock
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decide")
+        # Verifications have their own threads: slow lookups never hold a decision job in the queue
+        # (a decision waits for its lookup only until the visit's time is up, then refuses).
+        self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         # Family lookups get their own thread: a slow one never holds up a visitor's verification.
         self._family_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family")
         self._family: FamilyFlow | None = None
@@ -217,6 +220,7 @@ class Kiosk:
         for thread in self._threads:
             thread.join(timeout=5)
         self._workers.shutdown(wait=True, cancel_futures=False)
+        self._verifiers.shutdown(wait=True, cancel_futures=True)  # lookups no decision waits for any more
         self._family_worker.shutdown(wait=True, cancel_futures=True)
         if self.parts.family is not None:
             self.parts.family.close()
@@ -317,6 +321,8 @@ class Kiosk:
             return
         if self.phase is Phase.OUT_OF_SERVICE and not fault:
             log.info("back in service")
+            # A code shown during the outage may be long gone (or someone else's): not a visit's start.
+            self.parts.reader.forget()
             self._show(self._idle_screen())
             self.parts.lights.show_idle()
             self.phase = Phase.IDLE
@@ -357,8 +363,10 @@ class Kiosk:
         if seen is None:
             seen = self.parts.reader.take_new()
         thermometry = self.parts.thermometry
+        # One look at the thermometry per turn, taken before its result is consumed: the page drawn
+        # below shows the state the result came from.
+        snapshot = thermometry.snapshot()
         if visit is None:
-            snapshot = thermometry.snapshot()
             if seen is None and snapshot.phase not in ("measuring", "settled"):
                 # Between visitors each tick (at screen.fps) shows a hint that has appeared or gone.
                 self._show(self._idle_screen(snapshot))
@@ -367,16 +375,17 @@ class Kiosk:
             self.phase = Phase.MEASURING
         if visit.code is None and seen is not None:
             visit.code = seen
-            visit.verification = self._workers.submit(self.parts.verifier.verify, seen.payload)
+            visit.verification = self._verifiers.submit(self.parts.verifier.verify, seen.payload)
         if visit.temperature is None:
-            settled = thermometry.snapshot()
             result = thermometry.consume()
             if result is not None:
                 visit.temperature = result
-                visit.temperature_at = settled.since if settled.phase == "settled" else now
+                visit.temperature_at = snapshot.since if snapshot.phase == "settled" else now
                 shown = self._shown
-                if shown is not None and shown.kind in MEASURING_KINDS and shown.progress is not None:
-                    # The reading is taken: the bar is full while the verdict is prepared.
+                if visit.code is not None and shown is not None and shown.kind in MEASURING_KINDS \
+                        and shown.progress is not None:
+                    # The reading is taken: the bar is full while the verdict is prepared (without a
+                    # code yet, the page drawn below has the full bar).
                     self._show(dataclasses.replace(shown, progress=1.0))
         if visit.decision is None and visit.code and visit.temperature:
             visit.ready_at = max(visit.code.seen_at, visit.temperature_at or now)
@@ -392,9 +401,9 @@ class Kiosk:
                 self._outage_until = now + OUTAGE_S
                 self._enter_out_of_service(self._outage_reason)
             return
-        self._prompt(visit, now)
+        self._prompt(visit, now, snapshot)
 
-    def _prompt(self, visit: Visit, now: float) -> None:
+    def _prompt(self, visit: Visit, now: float, thermometry: ThermometryState) -> None:
         waited = now - visit.started
         if waited > self.config.kiosk.abandon_after_s:
             log.info("visit abandoned after %.0f s (code: %s, temperature: %s)", waited, bool(visit.code), bool(visit.temperature))
@@ -405,7 +414,6 @@ class Kiosk:
             kind = "prompt_wrist" if visit.code else "prompt_code"
         else:
             kind = "measuring"
-        thermometry = self.parts.thermometry.snapshot()
         if visit.temperature is None and thermometry.phase == "measuring":
             # The thermometry says what the visitor at the sensor should hear now.
             if thermometry.attempt > 1:
@@ -413,7 +421,8 @@ class Kiosk:
             elif thermometry.hold_still:
                 kind = "hold_still"
         temperature = visit.temperature.celsius if visit.temperature else None
-        progress, hint = guide(kind, thermometry, self.parts.reader.hint(), code_read=visit.code is not None,
+        camera_hint = None if visit.code else self.parts.reader.hint()  # a read code needs no more advice
+        progress, hint = guide(kind, thermometry, camera_hint, code_read=visit.code is not None,
                                temperature_taken=visit.temperature is not None)
         self._show(ScreenState(kind=kind, temperature_c=temperature, code_read=visit.code is not None,
                                progress=progress, hint=hint))

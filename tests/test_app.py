@@ -98,6 +98,7 @@ def test_error_flag_puts_the_kiosk_out_of_service_until_it_clears(tmp_path):
         # red blinks while out of service
         seen = set()
         s.wait(lambda: seen.add(s.pin(RED_PIN)) or len(seen) == 2, "the red light to blink", timeout=5)
+        print('PENDING', s.kiosk.parts.reader._pending, s.kiosk.parts.reader.frames)
         s.world.chip.error_flag = False
         s.wait(lambda: s.kiosk.phase == "idle", "recovery")
         assert s.visit(s.code("green")).verdict.outcome == "PASS"
@@ -152,3 +153,28 @@ def test_the_event_is_timed_by_the_clock_reading_the_decision_used(tmp_path):
         assert [event.time for event in stored] == [decided.event.time]
 
     run_scene(tmp_path, scene, kiosk_options={"utcnow": utcnow})
+
+
+def test_a_code_shown_during_an_outage_does_not_start_a_visit_after_it(tmp_path):
+    """Someone shows a code while the kiosk is out of service and walks on; once it is back, that code
+    starts no visit, and the next wrist is not paired with it."""
+    def scene(s: Scene) -> None:
+        s.world.chip.error_flag = True
+        s.wait(lambda: s.kiosk.phase == "out_of_service", "out of service")
+        frames = s.kiosk.parts.reader.frames
+        s.world.camera.show(s.code("green"), "plain")
+        s.wait(lambda: s.kiosk.parts.reader.frames > frames + 5, "the camera to see the code")
+        s.world.camera.hide()
+        frames = s.kiosk.parts.reader.frames
+        s.wait(lambda: s.kiosk.parts.reader.frames > frames + 3, "the code to leave the view")
+        back = len(s.screens)
+        s.world.chip.error_flag = False
+        s.wait(lambda: s.kiosk.phase == "idle", "recovery")
+        s.world.wrist.approach(36.6)
+        s.wait(lambda: s.kiosk.shown is not None and s.kiosk.shown.temperature_c is not None, "the wrist measured")
+        s.turns(10)
+        assert not s.decided
+        assert not any(state.code_read for state in s.screens[back:])
+        s.world.wrist.leave()
+
+    run_scene(tmp_path, scene)

@@ -127,6 +127,13 @@ class CodeReader:
             seen, self._pending = self._pending, None
             return seen
 
+    def forget(self) -> None:
+        """Drop a code not taken yet. A code still held up is reported again with its next frame,
+        so only what is in view now counts (not a code shown while no one was being served)."""
+        with self._lock:
+            self._pending = None
+            self._last_payload = None
+
     @property
     def fault(self) -> str | None:
         with self._lock:

@@ -109,13 +109,19 @@ def interquartile_mean(values: Sequence[float]) -> float:
     return statistics.fmean(middle)
 
 
+def drift_and_scatter(values: Sequence[float]) -> tuple[float, float]:
+    """How far the later half's mean lies from the earlier half's, and the standard deviation (two or more values)."""
+    half = len(values) // 2
+    drift = abs(statistics.fmean(values[-half:]) - statistics.fmean(values[:half]))
+    return drift, statistics.stdev(values)
+
+
 def is_stable(values: Sequence[float], tolerance_c: float) -> bool:
     """Neither drifting (later half's mean against earlier half's) nor scattered beyond the tolerance."""
     if len(values) < MIN_WINDOW_READINGS:
         return False
-    half = len(values) // 2
-    drift = statistics.fmean(values[-half:]) - statistics.fmean(values[:half])
-    return abs(drift) <= tolerance_c + _EPSILON_S and statistics.stdev(values) <= tolerance_c + _EPSILON_S
+    drift, scatter = drift_and_scatter(values)
+    return drift <= tolerance_c + _EPSILON_S and scatter <= tolerance_c + _EPSILON_S
 
 
 class Thermometry:
@@ -312,10 +318,7 @@ class Thermometry:
             return 0.0
         section = self.section
         filled = min(1.0, elapsed / section.stable_window_s)
-        half = len(objects) // 2
-        drift = abs(statistics.fmean(objects[-half:]) - statistics.fmean(objects[:half]))
-        spread = max(drift, statistics.stdev(objects))
-        ratio = spread / section.stable_tolerance_c
+        ratio = max(drift_and_scatter(objects)) / section.stable_tolerance_c
         converged = 1.0 if ratio <= 1.0 else max(0.0, 1.0 - math.log(ratio) / math.log(PROGRESS_SPREAD_SPAN))
         return UNSETTLED_PROGRESS_MAX * filled * converged
 
