@@ -169,7 +169,8 @@ def test_a_broken_preview_leaves_the_page_alone(open_screen, caplog):
     def broken():
         raise RuntimeError("camera gone")
 
-    for source in (broken, Frames(np.zeros((240, 320, 3), np.uint8)), Frames(np.zeros((240, 320), np.float32))):
+    for source in (broken, Frames(np.zeros((240, 320, 3), np.uint8)), Frames(np.zeros((240, 320), np.float32)),
+                   Frames([[1, 2], [3]])):  # ragged: not an image at all
         screen = open_screen(preview=source)
         with caplog.at_level(logging.WARNING, logger="kiosk.display.screen"):
             draw(screen, ScreenState("idle"))

@@ -353,8 +353,9 @@ class Screen:
                 return True
             return False
         if self._only_progress_changed(state, with_view):
+            assert self._bar is not None  # _only_progress_changed checked it
             self._draw_bar(state.progress)
-            changed = [pygame.Rect(self._bar)] if self._bar is not None else []
+            changed = [pygame.Rect(self._bar)]
             if new_frame and self._view is not None:
                 self._draw_view()
                 changed.append(self._view)
@@ -384,15 +385,15 @@ class Screen:
         assert self._preview is not None
         try:
             value = self._preview()
+            frame = value
+            for name in ("image", "frame"):  # the camera's Preview, or any object carrying the array
+                frame = getattr(frame, name, frame)
+            if frame is None:
+                return False
+            array = np.asarray(frame)  # a ragged list raises ValueError here
         except Exception:  # a broken preview must never take the visitor's page with it
             self._log_preview_problem("the camera preview failed", exc_info=True)
             return False
-        frame = value
-        for name in ("image", "frame"):  # the camera's Preview, or any object carrying the array
-            frame = getattr(frame, name, frame)
-        if frame is None:
-            return False
-        array = np.asarray(frame)
         if array.ndim != 2 or array.dtype != np.uint8 or 0 in array.shape:
             self._log_preview_problem(f"the camera preview is not a 2-D uint8 frame ({array.dtype} {array.shape})")
             return False
@@ -635,15 +636,16 @@ class Screen:
         (image, gap above) per line, and the shrink factor used; at the smallest size, lines that
         still do not fit are clipped."""
         low, high = 0, len(self._SHRINKS) - 1
-        best = high
+        best, lines = high, None
         while low <= high:
             middle = (low + high) // 2
             laid, total, widest = self._layout(items, width, scale * self._SHRINKS[middle])
             if total <= height and widest <= width and (not unwrapped or len(laid) == len(items)):
-                best, high = middle, middle - 1
+                best, lines, high = middle, laid, middle - 1
             else:
                 low = middle + 1
-        lines = self._layout(items, width, scale * self._SHRINKS[best])[0]
+        if lines is None:  # nothing fits: the smallest size, clipped
+            lines = self._layout(items, width, scale * self._SHRINKS[best])[0]
         images = [(self._text(text, size, item.bold, item.colour), gap) for text, size, item, gap in lines]
         return images, self._SHRINKS[best]
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from kiosk.config import SoundSection
 from kiosk.sound import tones
-from kiosk.sound.clips import MAX_CLIP_BYTES, ClipShelf, read_bounded
+from kiosk.sound.clips import MAX_CLIP_BYTES, ClipLibrary, ClipShelf, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,10 @@ class Player:
         self._ended_at = float("-inf")
         self._logged: set[str] = set()
         self._tones: dict[str, Any] = {}
-        self._clip_sounds: dict[Path, tuple[int | None, Any]] = {}
+        # The clips read from the library in use (None: could not be played), dropped when the
+        # shelf hands out a new library (every `kiosk sound render` rewrites the manifest).
+        self._clip_sounds: dict[Path, Any] = {}
+        self._clips_of: ClipLibrary | None = None
         # (frequency, size, channels) of the open device: what a recording of it is in.
         self.format: tuple[int, int, int] | None = None
         self.fault: str | None = None
@@ -194,7 +197,7 @@ class Player:
                 log.debug("sound: closing the mixer failed", exc_info=True)
             self._mixer = None
 
-    def _sound(self, part: Tone | Clip, section: SoundSection) -> Any:
+    def _sound(self, part: Tone | Clip, library: ClipLibrary | None) -> Any:
         """The pygame Sound of a part, or None (logged once) if it cannot be had."""
         mixer = self._mixer
         assert mixer is not None
@@ -202,20 +205,23 @@ class Player:
             if part.name not in self._tones:
                 self._tones[part.name] = mixer.Sound(file=io.BytesIO(tones.wav_bytes(part.name)))
             return self._tones[part.name]
-        path: Path | None = self._clips.library(section).path(part.key, part.language)
+        assert library is not None
+        if library is not self._clips_of:
+            # A new library: the manifest changed (a render while the kiosk runs is heard at once).
+            self._clip_sounds.clear()
+            self._clips_of = library
+        path: Path | None = library.path(part.key, part.language)
         if path is None:
             return None  # the shelf has logged why
-        # Kept while the file is unchanged: a render while the kiosk runs is heard at once.
-        cached = self._clip_sounds.get(path)
-        if cached is not None and cached[0] == _stamp(path):
-            return cached[1]
+        if path in self._clip_sounds:
+            return self._clip_sounds[path]
         try:
             # Read here, bounded: SDL would wait on a FIFO holding the GIL, or read a device forever.
             sound = mixer.Sound(file=io.BytesIO(read_bounded(path, MAX_CLIP_BYTES)))
         except Exception as exc:  # OSError, pygame.error: a damaged, deleted or odd clip
             self._log_once(f"clip:{path}", "sound: cannot play %s (%s): skipped", path, exc)
-            return None
-        self._clip_sounds[path] = (_stamp(path), sound)
+            sound = None  # not read again until the next render
+        self._clip_sounds[path] = sound
         return sound
 
     def _play(self, utterance: Utterance, stop: threading.Event) -> None:
@@ -233,8 +239,10 @@ class Player:
     def _speak(self, utterance: Utterance, channel: Any, stop: threading.Event) -> None:
         first = True
         heard = False
+        # Once per utterance: the shelf checks the manifest's time at each call.
+        library = self._clips.library(utterance.section) if any(isinstance(p, Clip) for p in utterance.parts) else None
         for part in utterance.parts:
-            sound = self._sound(part, utterance.section)
+            sound = self._sound(part, library)
             if sound is None:
                 continue
             if not first and (stop.wait(GAP_S) or self._cut_off()):
@@ -251,10 +259,3 @@ class Player:
         if heard:
             self.played.append(utterance.label)
             self.played_count += 1
-
-
-def _stamp(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
