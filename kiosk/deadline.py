@@ -7,8 +7,8 @@ minute. A ``Deadline`` gives the request made inside its ``with`` a deadline ins
 thread shuts the request's connection down when the deadline passes, which ends whatever read or
 write is blocked on it (headers or body, plain or TLS).
 
-The watchdog finds the connection through a session whose adapters come from ``guard_session``
-(it sees each socket urllib3 gives a connection, and each pooled connection a request reuses).
+The watchdog finds the connection through a session with ``DeadlineAdapter``s (``kiosk.http.guard_session``
+mounts them; they see each socket urllib3 gives a connection, and each pooled connection a request reuses).
 Not covered: resolving the host name (the system resolver's own timeouts apply); a URL with an IP
 address, or a local resolver, avoids that.
 """
@@ -44,6 +44,11 @@ class Deadline:
 
     def remaining(self) -> float:
         return self.at - time.monotonic()
+
+    @property
+    def passed(self) -> bool:
+        """The deadline is over (whether or not the watchdog has cut the connection yet)."""
+        return self.expired or self.remaining() < 0
 
     def timeouts(self) -> tuple[float, float]:
         """(connect, read) timeouts for requests: no single wait may outlast the deadline."""
@@ -172,34 +177,13 @@ def _watched_pool(cls: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
     return type(cls.__name__, (cls,), {"ConnectionCls": _watched_connection(connection), "__module__": __name__})
 
 
-def _watch_pools(manager: Any) -> Any:
-    manager.pool_classes_by_scheme = {
-        scheme: _watched_pool(pool) for scheme, pool in manager.pool_classes_by_scheme.items()
-    }
-    return manager
-
-
 class DeadlineAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter with connections the watchdog can reach (proxied ones too)."""
+    """requests' adapter with connections the watchdog can reach. Direct connections only: the
+    kiosk never goes through a proxy (``kiosk.http.guard_session``)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        _watch_pools(self.poolmanager)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
-
-
-def guard_session(session: requests.Session | None = None) -> requests.Session:
-    """``session`` (or a new one) with deadline-aware adapters for http:// and https://.
-
-    The environment is not consulted: no HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (which would send
-    a lookup, and a token meant for a plain-http platform on this device, to another host), no
-    ~/.netrc (whose password would replace the bearer token) and no REQUESTS_CA_BUNDLE. The
-    kiosk talks to the URLs in its config and nothing else.
-    """
-    session = session if session is not None else requests.Session()
-    session.trust_env = False
-    session.mount("http://", DeadlineAdapter())
-    session.mount("https://", DeadlineAdapter())
-    return session
+        manager = self.poolmanager
+        manager.pool_classes_by_scheme = {
+            scheme: _watched_pool(pool) for scheme, pool in manager.pool_classes_by_scheme.items()
+        }

@@ -27,7 +27,7 @@ import requests
 import requests.structures
 import urllib3
 
-from kiosk.deadline import Deadline, guard_session
+from kiosk.deadline import Deadline, DeadlineAdapter
 from kiosk.errors import AnswerTooLarge, DeadlineExceeded, NetworkError
 
 __all__ = ["Answer", "AnswerTooLarge", "DeadlineExceeded", "NetworkError", "describe", "guard_session", "request"]
@@ -40,6 +40,21 @@ CHUNK_BYTES = 16 * 1024
 # else (a TypeError from a wrong argument) is a bug and is left to surface as one.
 _TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
                      OSError, ValueError)
+
+
+def guard_session(session: requests.Session | None = None) -> requests.Session:
+    """``session`` (or a new one) with deadline-aware adapters for http:// and https://.
+
+    The environment is not consulted: no HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (which would send
+    a lookup, and a token meant for a plain-http platform on this device, to another host), no
+    ~/.netrc (whose password would replace the bearer token) and no REQUESTS_CA_BUNDLE. The
+    kiosk talks to the URLs in its config and nothing else.
+    """
+    session = session if session is not None else requests.Session()
+    session.trust_env = False
+    session.mount("http://", DeadlineAdapter())
+    session.mount("https://", DeadlineAdapter())
+    return session
 
 
 @dataclass(frozen=True)
@@ -69,17 +84,17 @@ def request(session: requests.Session, method: str, url: str, *, seconds: float,
                     if size > max_bytes:
                         raise AnswerTooLarge(max_bytes)
                     chunks.append(chunk)
-                    if deadline.remaining() < 0:
+                    if deadline.passed:
                         raise DeadlineExceeded(seconds)
                 status, headers = response.status_code, response.headers
         except NetworkError:
             raise
         except _TRANSPORT_ERRORS as exc:
-            if deadline.expired or deadline.remaining() < 0:
+            if deadline.passed:
                 raise DeadlineExceeded(seconds) from None
             raise NetworkError(describe(exc)) from None
         # A cut connection can look like the end of an answer sent without a Content-Length.
-        if deadline.expired or deadline.remaining() < 0:
+        if deadline.passed:
             raise DeadlineExceeded(seconds)
     return Answer(status, headers, b"".join(chunks))
 

@@ -8,24 +8,19 @@ its next upload (the event log is shared safely between processes).
 
 from __future__ import annotations
 
-import sys
 from typing import IO
 
 from kiosk.config import Config
+from kiosk.errors import StoreError
 from kiosk.printable import printable
-from kiosk.sync.store import EventStore, StoreError
+from kiosk.sync.store import EventStore
 
 
 def run_parked(config: Config, requeue: bool, out: IO[str]) -> int:
-    """List the parked events (time, id, the collector's reason); with ``requeue``, queue them again."""
-    try:
-        return _parked(config, requeue, out)
-    except StoreError as exc:
-        print(f"kiosk parked: {exc}", file=sys.stderr)
-        return 1
+    """List the parked events (time, id, the collector's reason); with ``requeue``, queue them again.
 
-
-def _parked(config: Config, requeue: bool, out: IO[str]) -> int:
+    A log that cannot be read raises StoreError, which ``kiosk`` reports in one line (exit 1).
+    """
     if not requeue:
         with EventStore(config.store_path, readonly=True) as store:
             parked = store.parked()

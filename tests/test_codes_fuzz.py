@@ -358,29 +358,38 @@ def _card_paths() -> list[tuple]:
             ("vc", "credentialSubject", "fhirBundle", "entry"), ("extra",)]
 
 
-@settings(max_examples=1200, **FUZZ)
-@given(path=st.sampled_from(_card_paths() + [("header", "alg"), ("header", "zip"), ("header", "kid"), ("header", "x")]),
-       raw=RAW_JSON)
-def test_every_card_field_of_every_type_behind_a_valid_signature(world, path, raw) -> None:
+def _trusting_card_issuer(world) -> tuple[CodeRouter, ShcIssuerSim]:
+    """The fuzz router, trusting the test card issuer."""
     router, _ = world
-    shc = _SIGNERS.setdefault("shc", ShcIssuerSim())  # type: ignore[arg-type]
-    router.trust = FixedTrust(TrustStore.build(issuers=[shc.issuer()]))  # type: ignore[attr-defined]
-    card = shc.card(ISSUED, EXPIRES, rid="fuzz-rid")  # type: ignore[attr-defined]
-    header = {"zip": "DEF", "alg": "ES256", "kid": shc.kid}  # type: ignore[attr-defined]
+    shc: ShcIssuerSim = _SIGNERS.setdefault("shc", ShcIssuerSim())  # type: ignore[arg-type, assignment]
+    router.trust = FixedTrust(TrustStore.build(issuers=[shc.issuer()]))
+    return router, shc
+
+
+def _card_with_raw(shc: ShcIssuerSim, path: tuple, raw: str) -> str:
+    """A card signed by `shc` whose field at `path` (under "header" for the JWS header) is the raw
+    JSON text `raw`."""
+    card = shc.card(ISSUED, EXPIRES, rid="fuzz-rid")
+    header = {"zip": "DEF", "alg": "ES256", "kid": shc.kid}
     target: dict = header if path[0] == "header" else card
     keys = path[1:] if path[0] == "header" else path
     for key in keys[:-1]:
         target = target[key]
-    if isinstance(target, list):
-        target[keys[-1]] = _JSON_MARKER
-    else:
-        target[keys[-1]] = _JSON_MARKER
+    target[keys[-1]] = _JSON_MARKER  # a list's index or a map's key alike
     header_text = json.dumps(header).replace(f'"{_JSON_MARKER}"', raw)
     card_text = json.dumps(card).replace(f'"{_JSON_MARKER}"', raw)
     deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     compressed = deflate.compress(card_text.encode("utf-8", "surrogatepass")) + deflate.flush()
-    jws = shc.sign_raw(header_text.encode("utf-8", "surrogatepass"), compressed)  # type: ignore[attr-defined]
-    check_holds(router, "shc:/" + numeric(jws))
+    jws = shc.sign_raw(header_text.encode("utf-8", "surrogatepass"), compressed)
+    return "shc:/" + numeric(jws)
+
+
+@settings(max_examples=1200, **FUZZ)
+@given(path=st.sampled_from(_card_paths() + [("header", "alg"), ("header", "zip"), ("header", "kid"), ("header", "x")]),
+       raw=RAW_JSON)
+def test_every_card_field_of_every_type_behind_a_valid_signature(world, path, raw) -> None:
+    router, shc = _trusting_card_issuer(world)
+    check_holds(router, _card_with_raw(shc, path, raw))
 
 
 # Every field given every type, exhaustively (the hypothesis runs above sample the same space).
@@ -416,24 +425,10 @@ def test_every_claim_and_header_field_given_every_type(world) -> None:
 
 
 def test_every_card_field_given_every_type(world) -> None:
-    router, _ = world
-    shc = _SIGNERS.setdefault("shc", ShcIssuerSim())  # type: ignore[arg-type]
-    router.trust = FixedTrust(TrustStore.build(issuers=[shc.issuer()]))  # type: ignore[attr-defined]
+    router, shc = _trusting_card_issuer(world)
     for path in _card_paths() + [("header", "alg"), ("header", "zip"), ("header", "kid")]:
         for raw in EVERY_JSON:
-            card = shc.card(ISSUED, EXPIRES, rid="fuzz-rid")  # type: ignore[attr-defined]
-            header = {"zip": "DEF", "alg": "ES256", "kid": shc.kid}  # type: ignore[attr-defined]
-            target: dict = header if path[0] == "header" else card
-            keys = path[1:] if path[0] == "header" else path
-            for key in keys[:-1]:
-                target = target[key]
-            target[keys[-1]] = _JSON_MARKER  # type: ignore[index]
-            header_text = json.dumps(header).replace(f'"{_JSON_MARKER}"', raw)
-            card_text = json.dumps(card).replace(f'"{_JSON_MARKER}"', raw)
-            deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-            compressed = deflate.compress(card_text.encode("utf-8", "surrogatepass")) + deflate.flush()
-            jws = shc.sign_raw(header_text.encode("utf-8", "surrogatepass"), compressed)  # type: ignore[attr-defined]
-            check_holds(router, "shc:/" + numeric(jws))
+            check_holds(router, _card_with_raw(shc, path, raw))
 
 
 @pytest.mark.parametrize("size", [310, 400, 5000, 100_000])

@@ -276,7 +276,7 @@ class DccVerifier:
             return codes.dcc_recovered, None
         if kind == "v":
             dose, doses = entry.get("dn"), entry.get("sd")
-            # The DCC schema's range: 1 to 9. A huge dose number must not make a series complete.
+            # 1 to 9 (schema 1.3.0 sets only the minimum): a huge dose number must not make a series complete.
             if not (_positive_int(dose) and _positive_int(doses) and dose <= 9 and doses <= 9):
                 raise Refused.malformed("vaccination entry needs dn and sd from 1 to 9")
             return (codes.dcc_vaccinated if dose >= doses else codes.dcc_partly_vaccinated), None

@@ -48,10 +48,6 @@ _DCC_USAGE = {
 DCC_KINDS = {"v": "vaccination", "t": "test", "r": "recovery"}
 
 
-# What reading one entry of a trust list may raise besides TrustError: the entry is then skipped.
-ENTRY_ERRORS = (TrustError, KeyError, TypeError, ValueError, binascii.Error)
-
-
 class Anchor(Protocol):
     """One trust anchor of an offline scheme (a DCC signer, a card issuer...)."""
 
@@ -61,7 +57,7 @@ class Anchor(Protocol):
 
     @classmethod
     def from_entry(cls, entry: Any) -> Self:
-        """One entry of the list's section; raises one of ``ENTRY_ERRORS`` if it cannot be used."""
+        """One entry of the list's section; raises (TrustError, KeyError, ValueError ...) if it cannot be used."""
         ...
 
     @classmethod
@@ -347,7 +343,7 @@ class TrustStore:
             for number, entry in enumerate(document.get(kind.section) or []):
                 try:
                     anchors.append(kind.from_entry(entry))
-                except ENTRY_ERRORS as exc:
+                except Exception as exc:  # whatever one entry raises costs that entry, not the whole list
                     log.warning("trust list: %s %d skipped: %s", kind.title, number, exc)
         return cls.of(anchors, issued_at, source, kinds=kinds)
 

@@ -100,7 +100,7 @@ class UpstreamClient:
         self._utcnow = utcnow
         self.url = section.url.rstrip("/") + "/events"
         self._ca_problem: str | None = None
-        # Passed with every request: a session-wide setting would lose to REQUESTS_CA_BUNDLE.
+        # Passed with every request (the session ignores REQUESTS_CA_BUNDLE: ``guard_session``).
         self._verify: str | bool = True
         if section.ca_bundle:
             bundle = Path(section.ca_bundle)

@@ -32,9 +32,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kiosk.config import UpstreamSection
-from kiosk.errors import KioskError
+from kiosk.errors import KioskError, UploadError
 from kiosk.events import utc_iso
-from kiosk.sync.client import UploadError, UpstreamClient
+from kiosk.sync.client import UpstreamClient
 from kiosk.sync.retry import next_delay_s
 from kiosk.sync.store import Batch, EventStore
 
