@@ -65,7 +65,7 @@ def hostile(folder: Path, kind: str, target: str) -> None:
 
 
 PLAYER = textwrap.dedent("""
-    import json, resource, sys, threading
+    import json, sys, threading
     from pathlib import Path
     from kiosk.config import SoundSection
     from kiosk.sound.clips import ClipShelf
@@ -82,7 +82,9 @@ PLAYER = textwrap.dedent("""
     alive = thread.is_alive()
     stop.set()
     thread.join(10)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: this process's own peak. (ru_maxrss would carry over the forked test runner's size.)
+    status = open('/proc/self/status').read()
+    peak_mb = int(status.split('VmHWM:')[1].split()[0]) / 1024
     print(json.dumps({"idle": idle, "alive": alive, "played": list(player.played), "peak_mb": peak_mb}))
 """)
 
